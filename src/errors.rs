@@ -22,7 +22,9 @@ pub enum Error {
     #[error("{0}")]
     Panic(String),
     /// An object created before `os.fork()` was used in the child.
-    #[error("{0} was created in the parent process before os.fork(); create a new one in the child")]
+    #[error(
+        "{0} was created in the parent process before os.fork(); create a new one in the child"
+    )]
     UsedAfterFork(&'static str),
     /// Use of a closed or otherwise unusable object.
     #[error("{0}")]
@@ -183,4 +185,26 @@ pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(exc.name(), exc_type(py, *exc)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn panic_payload_messages() {
+        let from_str = Error::from_panic(Box::new("static message"));
+        assert_eq!(from_str.to_string(), "static message");
+        let from_string = Error::from_panic(Box::new(String::from("formatted 42")));
+        assert_eq!(from_string.to_string(), "formatted 42");
+        let opaque = Error::from_panic(Box::new(42_u8));
+        assert!(opaque.to_string().contains("non-string payload"));
+    }
+
+    #[test]
+    fn fork_message_tells_what_to_do() {
+        let msg = Error::UsedAfterFork("this pool").to_string();
+        assert!(msg.starts_with("this pool was created in the parent process"));
+        assert!(msg.contains("create a new one in the child"));
+    }
 }

@@ -83,3 +83,24 @@ pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refresh_logging, m)?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::under_fastio;
+
+    #[test]
+    fn our_targets_keep_their_name() {
+        assert_eq!(under_fastio("fastio"), None);
+        assert_eq!(under_fastio("fastio::runtime"), None);
+    }
+
+    #[test]
+    fn dependency_targets_move_under_fastio() {
+        assert_eq!(
+            under_fastio("sqlx::query").as_deref(),
+            Some("fastio::sqlx::query")
+        );
+        // A crate whose name merely starts with "fastio" is not ours.
+        assert_eq!(under_fastio("fastiox").as_deref(), Some("fastio::fastiox"));
+    }
+}

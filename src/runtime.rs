@@ -89,7 +89,9 @@ pub fn check_fork(born: u64, what: &'static str) -> Result<()> {
 }
 
 fn lock_runtime() -> MutexGuard<'static, Option<RuntimeSlot>> {
-    RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn worker_count() -> Result<usize> {
@@ -160,14 +162,14 @@ fn configure(worker_threads: Option<usize>) -> PyResult<()> {
     }
     let slot = lock_runtime();
     match slot.as_ref() {
-        Some(rt) if rt.generation == generation() && rt.workers != n => Err(Error::Interface(
-            format!(
+        Some(rt) if rt.generation == generation() && rt.workers != n => {
+            Err(Error::Interface(format!(
                 "configure(worker_threads={n}) must be called before fastio's runtime starts; \
                  it is already running with {} worker thread(s)",
                 rt.workers
-            ),
-        )
-        .into()),
+            ))
+            .into())
+        }
         _ => {
             CONFIGURED_WORKERS.store(n, Ordering::Release);
             Ok(())
@@ -245,9 +247,26 @@ where
     )
 }
 
+/// Output of awaitables that resolve to `None` (`()` would become `()`, an
+/// empty tuple, in Python).
+pub struct ReturnNone;
+
+impl<'py> IntoPyObject<'py> for ReturnNone {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(py.None().into_bound(py))
+    }
+}
+
 enum State {
     /// Created, not yet awaited: nothing runs.
-    Idle { fut: BoxFuture, generation: u64 },
+    Idle {
+        fut: BoxFuture,
+        generation: u64,
+    },
     /// Spawned on tokio.
     Running(AbortHandle),
     Done(PyResult<Py<PyAny>>),
@@ -313,8 +332,7 @@ impl Awaitable {
             unreachable!("checked idle above and the GIL is held");
         };
         inner.event_loop = Some(event_loop.unbind());
-        let spawned =
-            check_fork(generation, "this awaitable").and_then(|()| handle().map_err(Into::into));
+        let spawned = check_fork(generation, "this awaitable").and_then(|()| handle());
         inner.state = match spawned {
             Ok(rt) => {
                 let me: Py<Awaitable> = slf.clone().unbind();
@@ -449,7 +467,10 @@ fn report_callback_error(
 ) {
     let report = || -> PyResult<()> {
         let ctx = PyDict::new(py);
-        ctx.set_item("message", format!("Exception in callback {}", cb.bind(py).repr()?))?;
+        ctx.set_item(
+            "message",
+            format!("Exception in callback {}", cb.bind(py).repr()?),
+        )?;
         ctx.set_item("exception", err.value(py))?;
         ctx.set_item("future", fut)?;
         match event_loop {
@@ -709,7 +730,8 @@ struct LoopDrain {
 impl LoopDrain {
     fn __call__(&self, py: Python<'_>) {
         self.waker.notifier.clear();
-        let batch = std::mem::take(&mut *self.waker.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        let batch =
+            std::mem::take(&mut *self.waker.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for (fut, completion) in batch {
             Awaitable::complete(fut.bind(py), completion);
         }
@@ -777,7 +799,11 @@ fn sleep<'py>(
         .extract()
         .map_err(|_| arg_type_error("sleep", "seconds", "a number", seconds))?;
     if secs.is_nan() {
-        return Err(new_err(py, Exc::InvalidArgumentError, "sleep(): seconds must not be NaN"));
+        return Err(new_err(
+            py,
+            Exc::InvalidArgumentError,
+            "sleep(): seconds must not be NaN",
+        ));
     }
     // Beyond Duration's range is as good as forever.
     let delay = Duration::try_from_secs_f64(secs.max(0.0)).ok();
@@ -799,3 +825,50 @@ pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(n: &Notifier) -> u64 {
+        let mut buf: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a valid u64.
+        let got = unsafe { libc::read(n.raw(), (&mut buf as *mut u64).cast(), 8) };
+        if got == 8 {
+            buf
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn notifier_wakes_and_clears() {
+        let n = Notifier::new().unwrap();
+        assert_eq!(pending(&n), 0);
+        n.wake();
+        n.wake();
+        assert_eq!(pending(&n), 2);
+        n.wake();
+        n.clear();
+        assert_eq!(pending(&n), 0);
+    }
+
+    #[test]
+    fn live_task_counts_until_dropped() {
+        let before = live_tasks();
+        let a = LiveTask::new();
+        let b = LiveTask::new();
+        assert_eq!(live_tasks(), before + 2);
+        drop(a);
+        assert_eq!(live_tasks(), before + 1);
+        drop(b);
+        assert_eq!(live_tasks(), before);
+    }
+
+    #[test]
+    fn fork_check_compares_generations() {
+        let now = generation();
+        assert!(check_fork(now, "x").is_ok());
+        let err = check_fork(now + 1, "this client").unwrap_err();
+        assert!(matches!(err, Error::UsedAfterFork("this client")));
+    }
+}

@@ -9,7 +9,7 @@ use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 
 use crate::errors::{Error, Result};
-use crate::runtime::{future_into_py, live_tasks, Awaitable};
+use crate::runtime::{future_into_py, live_tasks, Awaitable, ReturnNone};
 
 /// Bridged Rust futures that exist right now (spawned and not yet dropped).
 #[pyfunction]
@@ -30,7 +30,7 @@ fn _panic(py: Python<'_>, message: String, in_task: bool) -> PyResult<Bound<'_, 
         if !message.is_empty() {
             panic!("{message}");
         }
-        Ok(())
+        Ok(ReturnNone)
     })
 }
 
@@ -38,7 +38,12 @@ fn _panic(py: Python<'_>, message: String, in_task: bool) -> PyResult<Bound<'_, 
 /// error `kind` names, to check each arrives as its Python type.
 #[pyfunction]
 #[pyo3(signature = (kind, message, delay = 0.0))]
-fn _fail(py: Python<'_>, kind: String, message: String, delay: f64) -> PyResult<Bound<'_, Awaitable>> {
+fn _fail(
+    py: Python<'_>,
+    kind: String,
+    message: String,
+    delay: f64,
+) -> PyResult<Bound<'_, Awaitable>> {
     future_into_py(py, async move {
         tokio::time::sleep(Duration::from_secs_f64(delay.max(0.0))).await;
         let err = match kind.as_str() {
@@ -46,12 +51,16 @@ fn _fail(py: Python<'_>, kind: String, message: String, delay: f64) -> PyResult<
             "interface" => Error::Interface(message),
             "invalid" => Error::InvalidArgument(message),
             "not_found" => std::io::Error::new(std::io::ErrorKind::NotFound, message).into(),
-            "permission" => std::io::Error::new(std::io::ErrorKind::PermissionDenied, message).into(),
-            "json" => serde_json::from_str::<serde_json::Value>(&message).unwrap_err().into(),
+            "permission" => {
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, message).into()
+            }
+            "json" => serde_json::from_str::<serde_json::Value>(&message)
+                .unwrap_err()
+                .into(),
             "key" => PyKeyError::new_err(message).into(),
             other => Error::InvalidArgument(format!("_fail(): unknown kind {other:?}")),
         };
-        Result::<()>::Err(err)
+        Result::<ReturnNone>::Err(err)
     })
 }
 
@@ -94,7 +103,7 @@ fn _log<'py>(
     }
     future_into_py(py, async move {
         log::log!(target: &target, level, "{message}");
-        Ok(())
+        Ok(ReturnNone)
     })
     .map(Some)
 }
