@@ -129,6 +129,8 @@ exception_tree! {
         "A connection could not be made or was lost. Also a builtin ConnectionError.";
     InvalidArgumentError(Ours(Exc::FastIOError), Builtin("ValueError")) =
         "An argument had a bad value; the message names the argument. Also a ValueError.";
+    CircuitOpenError(Ours(Exc::FastIOError)) =
+        "A circuit breaker is open, so the call was not made; `retry_after` says when to retry.";
 }
 
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();

@@ -1,8 +1,10 @@
 //! fastio: asyncio I/O driven by a tokio runtime. This file only declares the
 //! modules and assembles the Python extension module `fastio._fastio`.
 
+pub mod breaker;
 pub mod errors;
 mod logging;
+pub mod metrics;
 pub mod runtime;
 mod testing;
 
@@ -15,6 +17,8 @@ fn fastio_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::init_pymodule(m)?;
     errors::init_pymodule(m)?;
     runtime::init_pymodule(m)?;
+    metrics::init_pymodule(m)?;
+    breaker::init_pymodule(m)?;
     testing::init_pymodule(m)?;
     Ok(())
 }

@@ -656,6 +656,53 @@ impl Awaitable {
     }
 }
 
+/// An awaitable that is already finished: `await` returns its value at once.
+/// For `__aenter__`/`__aexit__` of objects whose work is synchronous.
+#[pyclass(frozen, module = "fastio._fastio")]
+pub struct Ready {
+    value: Py<PyAny>,
+}
+
+impl Ready {
+    pub fn new(value: Py<PyAny>) -> Self {
+        Self { value }
+    }
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Err(PyStopIteration::new_err((self.value.clone_ref(py),)))
+    }
+
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.__next__(py)
+    }
+
+    #[pyo3(signature = (typ, val = None, _tb = None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        Err(match val.filter(|v| !v.is_none()) {
+            Some(v) => PyErr::from_value(v.clone()),
+            None => PyErr::from_value(typ.clone()),
+        })
+    }
+
+    fn close(&self) {}
+}
+
 // ------------------------------------------------------- loop completions --
 
 /// Wakes an event loop from any thread without the GIL: an eventfd the loop
@@ -819,6 +866,7 @@ fn sleep<'py>(
 pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     install_fork_hook();
     m.add_class::<Awaitable>()?;
+    m.add_class::<Ready>()?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(runtime_worker_threads, m)?)?;
     m.add_function(wrap_pyfunction!(sleep, m)?)?;

@@ -6,8 +6,10 @@ and file I/O, awaitable from asyncio (and uvloop) and running in Rust.
 
 from __future__ import annotations
 
+from fastio import metrics
 from fastio._fastio import (
     Awaitable,
+    CircuitOpenError,
     ConnectionError,
     FastIOError,
     InterfaceError,
@@ -21,9 +23,13 @@ from fastio._fastio import (
     runtime_worker_threads,
     sleep,
 )
+from fastio.breaker import CircuitBreaker
+from fastio.metrics import monitor
 
 __all__ = [
     "Awaitable",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "ConnectionError",
     "FastIOError",
     "InterfaceError",
@@ -33,6 +39,8 @@ __all__ = [
     "UsedAfterForkError",
     "__version__",
     "configure",
+    "metrics",
+    "monitor",
     "refresh_logging",
     "runtime_worker_threads",
     "sleep",

@@ -57,6 +57,84 @@ class ConnectionError(FastIOError, builtins.ConnectionError):
 class InvalidArgumentError(FastIOError, ValueError):
     """An argument had a bad value; the message names the argument. Also a ValueError."""
 
+class CircuitOpenError(FastIOError):
+    """A circuit breaker is open, so the call was not made.
+
+    ``retry_after``: seconds until the breaker lets a trial call through;
+    ``breaker``: the breaker's name.
+    """
+
+    retry_after: float
+    breaker: str
+
+class Ready(Generic[_T]):
+    """An already finished awaitable (what ``__aenter__``/``__aexit__`` return)."""
+
+    def __await__(self) -> Generator[Any, None, _T]: ...
+
+class CircuitBreaker:
+    """The Rust state machine behind ``fastio.CircuitBreaker``."""
+
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 30.0,
+        half_open_max_calls: int = 1,
+        expected_exceptions: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        name: str | None = None,
+    ) -> None: ...
+    @property
+    def state(self) -> str:
+        """ "closed", "open" or "half_open"."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def failure_count(self) -> int:
+        """Consecutive expected failures counted while closed."""
+    @property
+    def failure_threshold(self) -> int: ...
+    @property
+    def recovery_timeout(self) -> float: ...
+    @property
+    def half_open_max_calls(self) -> int: ...
+    @property
+    def expected_exceptions(self) -> tuple[type[BaseException], ...]: ...
+    @property
+    def transitions(self) -> list[tuple[str, str, float]]:
+        """``(from_state, to_state, unix_time)`` of every state change, oldest first."""
+    def stats(self) -> dict[str, Any]:
+        """calls, successes, failures, rejected, state, consecutive_failures, transitions."""
+    def acquire(self) -> None:
+        """Admit a call or raise CircuitOpenError; pair with one ``release()``."""
+    def release(self, exc: BaseException | None = None) -> None:
+        """End an admitted call; ``exc`` is what it raised, or None."""
+    def reset(self) -> None:
+        """Close the breaker and forget counted failures."""
+    def __aenter__(self) -> Ready[CircuitBreaker]: ...
+    def __aexit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> Ready[bool]: ...
+
+class MetricSeries:
+    """One labelled series of a metrics family."""
+
+    def begin(self) -> int:
+        """Mark a call started; returns the token for ``finish``."""
+    def finish(self, token: int, outcome: int, into: MetricSeries | None = None) -> None:
+        """Record the call started at ``token`` (0 ok, 1 error, 2 cancelled)."""
+    def record(self, seconds: float, outcome: int) -> None:
+        """Record a call that took ``seconds``."""
+
+def metric_series(family_key: str, labels: list[str]) -> MetricSeries:
+    """The series of a family ("monitor", "http_client", "db", "http_server")."""
+
+def render_prometheus() -> str:
+    """Every metric in the Prometheus text exposition format (0.0.4)."""
+
+def snapshot() -> dict[str, list[dict[str, Any]]]:
+    """Every metric as plain data: ``{family: [{"labels": {...}, "count", "errors", ...}]}``."""
+
+def reset() -> None:
+    """Zero every counter and histogram (in-flight gauges keep counting)."""
+
 def configure(*, worker_threads: int | None = None) -> None:
     """Set process-wide options before fastio's runtime starts.
 

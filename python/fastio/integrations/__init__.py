@@ -1,0 +1,1 @@
+"""Integrations of fastio's metrics with web frameworks."""
