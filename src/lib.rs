@@ -2,6 +2,7 @@
 //! modules and assembles the Python extension module `fastio._fastio`.
 
 pub mod errors;
+mod files;
 mod logging;
 pub mod runtime;
 mod testing;
@@ -15,6 +16,7 @@ fn fastio_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::init_pymodule(m)?;
     errors::init_pymodule(m)?;
     runtime::init_pymodule(m)?;
+    files::init_pymodule(m)?;
     testing::init_pymodule(m)?;
     Ok(())
 }

@@ -6,12 +6,14 @@ and file I/O, awaitable from asyncio (and uvloop) and running in Rust.
 
 from __future__ import annotations
 
+from fastio import aiofiles
 from fastio._fastio import (
     Awaitable,
     ConnectionError,
     FastIOError,
     InterfaceError,
     InvalidArgumentError,
+    JSONDecodeError,
     PanicError,
     TimeoutError,
     UsedAfterForkError,
@@ -21,6 +23,17 @@ from fastio._fastio import (
     runtime_worker_threads,
     sleep,
 )
+from fastio.files import (
+    JsonlRecords,
+    append_text,
+    iter_jsonl,
+    read_bytes,
+    read_jsonl,
+    read_text,
+    write_bytes,
+    write_jsonl,
+    write_text,
+)
 
 __all__ = [
     "Awaitable",
@@ -28,12 +41,23 @@ __all__ = [
     "FastIOError",
     "InterfaceError",
     "InvalidArgumentError",
+    "JSONDecodeError",
+    "JsonlRecords",
     "PanicError",
     "TimeoutError",
     "UsedAfterForkError",
     "__version__",
+    "aiofiles",
+    "append_text",
     "configure",
+    "iter_jsonl",
+    "read_bytes",
+    "read_jsonl",
+    "read_text",
     "refresh_logging",
     "runtime_worker_threads",
     "sleep",
+    "write_bytes",
+    "write_jsonl",
+    "write_text",
 ]
