@@ -36,8 +36,8 @@ __all__ = [
 
 # read_jsonl lets the parser run this many batches ahead of the conversion to
 # Python objects; iter_jsonl keeps memory bounded with a small read-ahead.
-_READ_ALL_BATCH = 8192
-_READ_ALL_PREFETCH = 64
+_READ_ALL_BATCH = 2048
+_READ_ALL_PREFETCH = 256
 _WRITE_CHUNK = 8192
 
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::dump::Dumper;
 use super::parse::Tape;
-use super::topy::{new_list, Builder};
+use super::topy::{new_list, without_gc, Builder};
 use super::{is_gzip, path_arg, AtomicTarget};
 use crate::errors::{Error, Result};
 use crate::runtime::{future_into_py, Awaitable, ReturnNone};
@@ -238,7 +238,7 @@ impl<'py> IntoPyObject<'py> for BatchOut {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         let batch = self.0;
         let records = new_list(py, batch.count)?;
-        Builder::new(&batch.tape).fill_list(py, &records, 0, batch.count)?;
+        without_gc(py, || Builder::new(&batch.tape).fill_list(py, &records, 0, batch.count))?;
         let errors = PyList::empty(py);
         for e in batch.bad {
             errors.append(e.into_pyerr(py).into_value(py))?;
