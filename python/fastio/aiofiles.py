@@ -144,7 +144,10 @@ class AsyncFile:
     def close(self) -> Awaitable[None]:
         return self._raw.close()
 
-    def readable(self) -> Awaitable[bool]:
+    def readable(self) -> Any:
+        # aiofiles: awaitable for text files, a plain bool for binary ones.
+        if self.encoding is None and not self._thread:
+            return bool(self._raw._readable)
         return self._raw.readable()
 
     def writable(self) -> Awaitable[bool]:

@@ -349,7 +349,7 @@ impl ReadReq {
                         Some(end) => {
                             total += end;
                             lines.push(st.consume(end));
-                            if hint.is_some_and(|h| h > 0 && total >= h) {
+                            if hint.is_some_and(|h| total > h) {
                                 break;
                             }
                         }
@@ -644,8 +644,12 @@ impl _AsyncFile {
             }
         }
         let pos = match whence {
-            0 if offset < 0 => {
+            0 if offset < 0 && self.text.is_some() => {
                 return Err(PyValueError::new_err(format!("negative seek position {offset}")))
+            }
+            0 if offset < 0 => {
+                let e = std::io::Error::from_raw_os_error(libc::EINVAL);
+                return Err(e.into());
             }
             0 => SeekFrom::Start(offset as u64),
             1 => SeekFrom::Current(offset),
@@ -727,6 +731,12 @@ impl _AsyncFile {
 
     fn readable<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         Ok(ready(py, Out::Bool(self.readable).into_pyobject(py)?)?.into_any())
+    }
+
+    /// Whether the file was opened for reading, without an awaitable.
+    #[getter(_readable)]
+    fn readable_flag(&self) -> bool {
+        self.readable
     }
 
     fn writable<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
