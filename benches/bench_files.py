@@ -39,7 +39,7 @@ import orjson
 import fastio
 import fastio.aiofiles
 
-WORDS = ["alpha", "beta", "gamma", "délta", "东京", "naïve", "quote\"d", "tab\there", "😀"]
+WORDS = ["alpha", "beta", "gamma", "délta", "东京", "naïve", 'quote"d', "tab\there", "😀"]
 
 
 def make_record(i: int, rng: random.Random) -> dict[str, Any]:
@@ -49,7 +49,10 @@ def make_record(i: int, rng: random.Random) -> dict[str, Any]:
         "score": round(rng.random() * 1000, 3),
         "active": rng.random() < 0.5,
         "tags": rng.sample(WORDS, 2),
-        "meta": {"city": rng.choice(["Zürich", "Paris", "São Paulo"]), "visits": rng.randrange(1000)},
+        "meta": {
+            "city": rng.choice(["Zürich", "Paris", "São Paulo"]),
+            "visits": rng.randrange(1000),
+        },
         "note": None,
     }
     if i % 100 == 0:
@@ -189,10 +192,16 @@ def fmt_s(x: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=int(os.environ.get("BENCH_RECORDS", "1000000")))
+    parser.add_argument(
+        "--records", type=int, default=int(os.environ.get("BENCH_RECORDS", "1000000"))
+    )
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
-    parser.add_argument("--slow-records", type=int, default=100_000,
-                        help="records for the per-line aiofiles variants (scaled to --records)")
+    parser.add_argument(
+        "--slow-records",
+        type=int,
+        default=100_000,
+        help="records for the per-line aiofiles variants (scaled to --records)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="fastio-bench-") as tmp:
@@ -213,20 +222,29 @@ def main() -> None:
             j1["fastio"].append(asyncio.run(atimed(lambda: fastio.read_jsonl(path))))
             j1["json"].append(timed(lambda: json_loop(path)))
             j1["aiofiles"].append(asyncio.run(atimed(lambda: aiofiles_loop(small))) * scale)
-            print(f"J1 round {r}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in j1.items()),
-                  file=sys.stderr, flush=True)
+            print(
+                f"J1 round {r}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in j1.items()),
+                file=sys.stderr,
+                flush=True,
+            )
         exact = exactness(path)
         m1 = {k: statistics.median(v) for k, v in j1.items()}
 
         # J2 -------------------------------------------------------------
-        j2: dict[str, list[float]] = {"baseline": [], "iter_jsonl(1000)": [],
-                                      "iter_jsonl(10000)": [], "read_jsonl": []}
+        j2: dict[str, list[float]] = {
+            "baseline": [],
+            "iter_jsonl(1000)": [],
+            "iter_jsonl(10000)": [],
+            "read_jsonl": [],
+        }
         counts = set()
         for _ in range(max(1, min(args.rounds, 3))):
             j2["baseline"].append(peak_rss_mb("none", path, 1)[1])
-            for name, kind, batch in (("iter_jsonl(1000)", "iter_jsonl", 1000),
-                                      ("iter_jsonl(10000)", "iter_jsonl", 10000),
-                                      ("read_jsonl", "read_jsonl", 0)):
+            for name, kind, batch in (
+                ("iter_jsonl(1000)", "iter_jsonl", 1000),
+                ("iter_jsonl(10000)", "iter_jsonl", 10000),
+                ("read_jsonl", "read_jsonl", 0),
+            ):
                 n, rss = peak_rss_mb(kind, path, batch)
                 counts.add(n)
                 j2[name].append(rss)
@@ -242,8 +260,11 @@ def main() -> None:
         for r in range(args.rounds):
             j3["aiofiles"].append(asyncio.run(atimed(lambda: aiofiles_write(out_aio, records))))
             j3["fastio"].append(asyncio.run(atimed(lambda: fastio.write_jsonl(out_fast, records))))
-            print(f"J3 round {r}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in j3.items()),
-                  file=sys.stderr, flush=True)
+            print(
+                f"J3 round {r}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in j3.items()),
+                file=sys.stderr,
+                flush=True,
+            )
         with open(out_fast, "rb") as a, open(out_aio, "rb") as b:
             identical = a.read() == b.read()
         m3 = {k: statistics.median(v) for k, v in j3.items()}
@@ -256,31 +277,49 @@ def main() -> None:
                 n = asyncio.run(count_lines(opener, small))
                 j4[name].append(time.perf_counter() - start)
                 assert n == slow_n, (name, n)
-            print(f"J4 round {r}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in j4.items()),
-                  file=sys.stderr, flush=True)
+            print(
+                f"J4 round {r}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in j4.items()),
+                file=sys.stderr,
+                flush=True,
+            )
         m4 = {k: statistics.median(v) for k, v in j4.items()}
 
     us = lambda s, n: s / n * 1e6  # noqa: E731
-    print(f"\n### Files and JSON lines ({args.rounds} rounds, medians; "
-          f"{args.records:,} records, {size_mb:.0f} MB)\n")
+    print(
+        f"\n### Files and JSON lines ({args.rounds} rounds, medians; "
+        f"{args.records:,} records, {size_mb:.0f} MB)\n"
+    )
     print("| workload | fastio | peer | peer figure | fastio vs peer |")
     print("|---|---|---|---|---|")
-    for peer, label in (("orjson", "sync loop, orjson.loads per line"),
-                        ("json", "sync loop, json.loads per line"),
-                        ("aiofiles", f"aiofiles line loop + json.loads (scaled from {slow_n:,})")):
-        print(f"| J1 read all records | {fmt_s(m1['fastio'])} | {label} | {fmt_s(m1[peer])} "
-              f"| {m1[peer] / m1['fastio']:.2f}x |")
-    print(f"| J1 records differing from json.loads | {exact['fastio']} | orjson | "
-          f"{exact['orjson']} | (ints beyond 64 bits) |")
+    for peer, label in (
+        ("orjson", "sync loop, orjson.loads per line"),
+        ("json", "sync loop, json.loads per line"),
+        ("aiofiles", f"aiofiles line loop + json.loads (scaled from {slow_n:,})"),
+    ):
+        print(
+            f"| J1 read all records | {fmt_s(m1['fastio'])} | {label} | {fmt_s(m1[peer])} "
+            f"| {m1[peer] / m1['fastio']:.2f}x |"
+        )
+    print(
+        f"| J1 records differing from json.loads | {exact['fastio']} | orjson | "
+        f"{exact['orjson']} | (ints beyond 64 bits) |"
+    )
     for name in ("iter_jsonl(1000)", "iter_jsonl(10000)"):
-        print(f"| J2 peak RSS, {name} | {m2[name]:.0f} MB | read_jsonl | {m2['read_jsonl']:.0f} MB "
-              f"| {m2['read_jsonl'] / m2[name]:.1f}x less (interpreter alone: {m2['baseline']:.0f} MB) |")
-    print(f"| J3 write {write_n:,} records | {fmt_s(m3['fastio'])} | aiofiles + json.dumps "
-          f"| {fmt_s(m3['aiofiles'])} | {m3['aiofiles'] / m3['fastio']:.1f}x (output identical: "
-          f"{'yes' if identical else 'NO'}) |")
-    print(f"| J4 `async for line` over {slow_n:,} lines | {fmt_s(m4['fastio'])} "
-          f"({us(m4['fastio'], slow_n):.2f} us/line) | aiofiles | {fmt_s(m4['aiofiles'])} "
-          f"({us(m4['aiofiles'], slow_n):.1f} us/line) | {m4['aiofiles'] / m4['fastio']:.1f}x |")
+        print(
+            f"| J2 peak RSS, {name} | {m2[name]:.0f} MB | read_jsonl | {m2['read_jsonl']:.0f} MB "
+            f"| {m2['read_jsonl'] / m2[name]:.1f}x less "
+            f"(interpreter alone: {m2['baseline']:.0f} MB) |"
+        )
+    print(
+        f"| J3 write {write_n:,} records | {fmt_s(m3['fastio'])} | aiofiles + json.dumps "
+        f"| {fmt_s(m3['aiofiles'])} | {m3['aiofiles'] / m3['fastio']:.1f}x (output identical: "
+        f"{'yes' if identical else 'NO'}) |"
+    )
+    print(
+        f"| J4 `async for line` over {slow_n:,} lines | {fmt_s(m4['fastio'])} "
+        f"({us(m4['fastio'], slow_n):.2f} us/line) | aiofiles | {fmt_s(m4['aiofiles'])} "
+        f"({us(m4['aiofiles'], slow_n):.1f} us/line) | {m4['aiofiles'] / m4['fastio']:.1f}x |"
+    )
 
 
 if __name__ == "__main__":

@@ -171,13 +171,16 @@ fn utf8_line_error(
     reason: &str,
 ) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let exc = py.import("builtins")?.getattr("UnicodeDecodeError")?.call1((
-            "utf-8",
-            pyo3::types::PyBytes::new(py, &bytes),
-            start,
-            end,
-            reason,
-        ))?;
+        let exc = py
+            .import("builtins")?
+            .getattr("UnicodeDecodeError")?
+            .call1((
+                "utf-8",
+                pyo3::types::PyBytes::new(py, &bytes),
+                start,
+                end,
+                reason,
+            ))?;
         exc.setattr("lineno", line)?;
         exc.setattr("path", path)?;
         if exc.hasattr("add_note")? {

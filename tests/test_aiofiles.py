@@ -27,7 +27,9 @@ CONTENTS = {
 }
 
 
-async def run_ops(lib: Any, path: Path, mode: str, ops: list[tuple[Any, ...]], **kw: Any) -> list[Any]:
+async def run_ops(
+    lib: Any, path: Path, mode: str, ops: list[tuple[Any, ...]], **kw: Any
+) -> list[Any]:
     """Runs `ops` (method name, *args) on a file of `lib`; returns each result
     or the name of the exception it raised."""
     out: list[Any] = []
@@ -43,7 +45,9 @@ async def run_ops(lib: Any, path: Path, mode: str, ops: list[tuple[Any, ...]], *
     return out
 
 
-async def both(tmp_path: Path, content: bytes | None, mode: str, ops: list[tuple[Any, ...]], **kw: Any) -> list[Any]:
+async def both(
+    tmp_path: Path, content: bytes | None, mode: str, ops: list[tuple[Any, ...]], **kw: Any
+) -> list[Any]:
     """Runs `ops` with each library on its own copy of `content`; asserts the
     results and the files afterwards are equal; returns fastio's results."""
     results, files = {}, {}
@@ -66,7 +70,9 @@ async def test_line_iteration_is_the_same(tmp_path: Path, content: str, mode: st
 
 @pytest.mark.parametrize("content", list(CONTENTS), ids=list(CONTENTS))
 @pytest.mark.parametrize("newline", [None, "", "\n", "\r", "\r\n"])
-async def test_newline_argument_is_the_same(tmp_path: Path, content: str, newline: str | None) -> None:
+async def test_newline_argument_is_the_same(
+    tmp_path: Path, content: str, newline: str | None
+) -> None:
     await both(tmp_path, CONTENTS[content], "r", [("iter",)], newline=newline)
     await both(tmp_path, CONTENTS[content], "r", [("read",)], newline=newline)
 

@@ -154,7 +154,7 @@ async def test_permission_denied_is_permission_error_like_open(tmp_path: Path) -
 
 async def test_invalid_utf8_is_unicode_decode_error(tmp_path: Path) -> None:
     p = tmp_path / "bad.txt"
-    p.write_bytes(b"\"ok\"\nab\xffcd\n")
+    p.write_bytes(b'"ok"\nab\xffcd\n')
     with pytest.raises(UnicodeDecodeError) as info:
         await fastio.read_text(p)
     with pytest.raises(UnicodeDecodeError) as ref:
@@ -178,7 +178,7 @@ RECORDS: list[Any] = [
     {"id": 1, "name": "plain", "ok": True, "none": None},
     {"big": 2**100, "neg_big": -(2**70), "max_u64": 2**64 - 1, "min_i64": -(2**63)},
     {"floats": [0.1, 1e-7, 1e16, 1.5e300, -0.0, 123.456, 5e-324, 2.0**53 + 2]},
-    {"unicode": "héllo 東京 😀", "escapes": "quote\" back\\ tab\t nl\n cr\r \u0001 \x7f"},
+    {"unicode": "héllo 東京 😀", "escapes": 'quote" back\\ tab\t nl\n cr\r \u0001 \x7f'},
     {"nested": {"a": [1, [2, [3, {"b": None}]]], "empty": {}, "list": []}},
     [1, "two", 3.0, None, False],
     "a bare string",
@@ -364,7 +364,7 @@ class MyDict(dict):  # type: ignore[type-arg]
 async def test_write_jsonl_accepts_what_json_dumps_accepts(tmp_path: Path) -> None:
     p = tmp_path / "types.jsonl"
     records = [
-        {1: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+        {7: "int key", 2.5: "float key", True: "bool key", None: "none key"},
         (1, (2, 3)),
         MyDict(a=Color.RED),
         {"nan": math.nan, "inf": math.inf, "-inf": -math.inf},
@@ -478,7 +478,7 @@ def test_200mb_file_streams_in_bounded_memory(tmp_path: Path) -> None:
 
 # ------------------------------------------------------- the documents --
 
-PIPELINE = '''
+PIPELINE = """
 import asyncio
 import time
 {import_line}
@@ -531,7 +531,7 @@ async def data_pipeline_example(path):
     pipeline.add_processor(validate_data)
     pipeline.add_processor(enrich_data)
     return await pipeline.process_file_pipeline(path)
-'''
+"""
 
 
 async def test_documents_pipeline_runs_with_only_the_import_changed(tmp_path: Path) -> None:

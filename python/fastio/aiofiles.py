@@ -50,7 +50,9 @@ def _parse_mode(mode: str) -> tuple[bool, bool, bool, bool, bool, bool, bool]:
     if creating + reading + writing + appending > 1:
         raise ValueError("must have exactly one of create/read/write/append mode")
     if not (creating or reading or writing or appending):
-        raise ValueError("Must have exactly one of create/read/write/append mode and at most one plus")
+        raise ValueError(
+            "Must have exactly one of create/read/write/append mode and at most one plus"
+        )
     return (
         binary,
         reading or updating,
@@ -207,7 +209,9 @@ async def _open(
     elif newline not in (None, "", "\n", "\r", "\r\n"):
         raise ValueError(f"illegal newline value: {newline}")
     if isinstance(file, int) or not closefd or opener is not None:
-        raise ValueError("fastio.aiofiles.open() takes a path; file descriptors and opener are not supported")
+        raise ValueError(
+            "fastio.aiofiles.open() takes a path; file descriptors and opener are not supported"
+        )
     name = os.fspath(file)
     if binary:
         raw = await _AsyncFile.open(name, read, write, append, create, truncate, exclusive)

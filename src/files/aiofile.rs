@@ -78,7 +78,9 @@ impl FileState {
         if !self.wbuf.is_empty() {
             let data = std::mem::take(&mut self.wbuf);
             let path = self.path.clone();
-            self.file()?.write_all(&data).map_err(|e| io_err(e, &path))?;
+            self.file()?
+                .write_all(&data)
+                .map_err(|e| io_err(e, &path))?;
         }
         Ok(())
     }
@@ -229,7 +231,11 @@ enum Out {
     Next(Vec<u8>, Option<Arc<TextCfg>>),
 }
 
-fn data_to_py<'py>(py: Python<'py>, bytes: Vec<u8>, text: &Option<Arc<TextCfg>>) -> PyResult<Bound<'py, PyAny>> {
+fn data_to_py<'py>(
+    py: Python<'py>,
+    bytes: Vec<u8>,
+    text: &Option<Arc<TextCfg>>,
+) -> PyResult<Bound<'py, PyAny>> {
     match text {
         None => Ok(PyBytes::new(py, &bytes).into_any()),
         Some(t) => {
@@ -324,7 +330,9 @@ impl ReadReq {
                 ReadReq::Line(limit) => {
                     let end = line_end(buf, newline, eof);
                     match (end, limit, text) {
-                        (_, Some(n), None) if buf.len() >= n && end.is_none_or(|e| e > n) => Some(n),
+                        (_, Some(n), None) if buf.len() >= n && end.is_none_or(|e| e > n) => {
+                            Some(n)
+                        }
                         (_, Some(n), Some(t)) => match char_prefix(buf, n, t, eof) {
                             Some(p) if end.is_none_or(|e| e > p) => Some(p),
                             _ => end,
@@ -426,12 +434,20 @@ impl _AsyncFile {
         match &self.text {
             Some(t) => {
                 let s = data.cast::<PyString>().map_err(|_| {
-                    let name = data.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                    let name = data
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
                     PyTypeError::new_err(format!("write() argument must be str, not {name}"))
                 })?;
                 let bytes = match t.newline {
                     Newline::Cr | Newline::CrLf => {
-                        let nl = if t.newline == Newline::Cr { "\r" } else { "\r\n" };
+                        let nl = if t.newline == Newline::Cr {
+                            "\r"
+                        } else {
+                            "\r\n"
+                        };
                         let s = s.call_method1("replace", ("\n", nl))?;
                         encode(s.cast::<PyString>()?, &t.encoding, &t.errors)?
                     }
@@ -444,16 +460,31 @@ impl _AsyncFile {
                     return Ok(b.as_bytes().to_vec());
                 }
                 if data.is_instance_of::<PyString>() {
-                    return Err(PyTypeError::new_err("a bytes-like object is required, not 'str'"));
+                    return Err(PyTypeError::new_err(
+                        "a bytes-like object is required, not 'str'",
+                    ));
                 }
-                let mv = data.py().import("builtins")?.getattr("memoryview")?.call1((data,))?;
-                Ok(mv.call_method0("tobytes")?.cast::<PyBytes>()?.as_bytes().to_vec())
+                let mv = data
+                    .py()
+                    .import("builtins")?
+                    .getattr("memoryview")?
+                    .call1((data,))?;
+                Ok(mv
+                    .call_method0("tobytes")?
+                    .cast::<PyBytes>()?
+                    .as_bytes()
+                    .to_vec())
             }
         }
     }
 
     /// Appends to the write buffer; flushes on a blocking thread once it is big.
-    fn buffer_write<'py>(&self, py: Python<'py>, chunks: Vec<Vec<u8>>, result: Out) -> PyResult<Bound<'py, PyAny>> {
+    fn buffer_write<'py>(
+        &self,
+        py: Python<'py>,
+        chunks: Vec<Vec<u8>>,
+        result: Out,
+    ) -> PyResult<Bound<'py, PyAny>> {
         if !self.writable {
             return Err(unsupported(py, "not writable"));
         }
@@ -527,7 +558,9 @@ impl _AsyncFile {
                     Some("\r") => Newline::Cr,
                     Some("\r\n") => Newline::CrLf,
                     Some(other) => {
-                        return Err(PyValueError::new_err(format!("illegal newline value: {other}")))
+                        return Err(PyValueError::new_err(format!(
+                            "illegal newline value: {other}"
+                        )))
                     }
                 },
                 utf8,
@@ -547,7 +580,10 @@ impl _AsyncFile {
                 // open() refuses directories even where the OS allows reading them.
                 let meta = file.metadata().map_err(|e| io_err(e, &path))?;
                 if meta.is_dir() {
-                    return Err(io_err(std::io::Error::from_raw_os_error(libc::EISDIR), &path));
+                    return Err(io_err(
+                        std::io::Error::from_raw_os_error(libc::EISDIR),
+                        &path,
+                    ));
                 }
                 let fd = file.as_raw_fd();
                 Ok((
@@ -610,7 +646,11 @@ impl _AsyncFile {
         self.buffer_write(py, vec![bytes], Out::Int(n))
     }
 
-    fn writelines<'py>(&self, py: Python<'py>, lines: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn writelines<'py>(
+        &self,
+        py: Python<'py>,
+        lines: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let mut chunks = Vec::new();
         for line in lines.try_iter()? {
             chunks.push(self.to_bytes(&line?)?);
@@ -645,7 +685,9 @@ impl _AsyncFile {
         }
         let pos = match whence {
             0 if offset < 0 && self.text.is_some() => {
-                return Err(PyValueError::new_err(format!("negative seek position {offset}")))
+                return Err(PyValueError::new_err(format!(
+                    "negative seek position {offset}"
+                )))
             }
             0 if offset < 0 => {
                 let e = std::io::Error::from_raw_os_error(libc::EINVAL);
@@ -663,9 +705,7 @@ impl _AsyncFile {
         self.blocking_op(py, move |st| {
             st.flush_writes()?;
             let pos = match pos {
-                SeekFrom::Current(off) => {
-                    SeekFrom::Current(off - (st.rbuf.len() - st.rpos) as i64)
-                }
+                SeekFrom::Current(off) => SeekFrom::Current(off - (st.rbuf.len() - st.rpos) as i64),
                 other => other,
             };
             st.rbuf.clear();
@@ -782,8 +822,14 @@ mod tests {
         assert_eq!(line_end(b"ab\ncd", None, false), Some(3));
         assert_eq!(line_end(b"ab", None, false), None);
         assert_eq!(line_end(b"ab", None, true), Some(2));
-        assert_eq!(line_end(b"ab\r\ncd", Some(Newline::Universal), false), Some(4));
-        assert_eq!(line_end(b"ab\rcd", Some(Newline::Universal), false), Some(3));
+        assert_eq!(
+            line_end(b"ab\r\ncd", Some(Newline::Universal), false),
+            Some(4)
+        );
+        assert_eq!(
+            line_end(b"ab\rcd", Some(Newline::Universal), false),
+            Some(3)
+        );
         assert_eq!(line_end(b"ab\r", Some(Newline::Universal), false), None);
         assert_eq!(line_end(b"ab\r", Some(Newline::Universal), true), Some(3));
         assert_eq!(line_end(b"a\rb\n", Some(Newline::Lf), false), Some(4));

@@ -99,7 +99,9 @@ impl LineParser<'_> {
         if bytes
             .first()
             .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-            && bytes.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            && bytes
+                .iter()
+                .all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
         {
             return true; // blank lines carry no record
         }
@@ -157,12 +159,7 @@ const CHUNK: usize = 1 << 20;
 
 /// The producer: runs on a blocking thread, sends batches until the file
 /// ends, a fatal line, an error, or the receiver is gone.
-fn produce(
-    path: String,
-    batch_size: usize,
-    on_error: OnError,
-    tx: mpsc::Sender<Result<Batch>>,
-) {
+fn produce(path: String, batch_size: usize, on_error: OnError, tx: mpsc::Sender<Result<Batch>>) {
     let mut reader = match open_read(&path) {
         Ok(r) => r,
         Err(e) => {
@@ -238,7 +235,9 @@ impl<'py> IntoPyObject<'py> for BatchOut {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
         let batch = self.0;
         let records = new_list(py, batch.count)?;
-        without_gc(py, || Builder::new(&batch.tape).fill_list(py, &records, 0, batch.count))?;
+        without_gc(py, || {
+            Builder::new(&batch.tape).fill_list(py, &records, 0, batch.count)
+        })?;
         let errors = PyList::empty(py);
         for e in batch.bad {
             errors.append(e.into_pyerr(py).into_value(py))?;
@@ -247,6 +246,7 @@ impl<'py> IntoPyObject<'py> for BatchOut {
     }
 }
 
+type ProducerArgs = (String, usize, OnError, mpsc::Sender<Result<Batch>>);
 type Receiver = Arc<tokio::sync::Mutex<mpsc::Receiver<Result<Batch>>>>;
 
 /// Reads a JSON-lines file ahead on a blocking thread, parsing as it goes;
@@ -255,7 +255,7 @@ type Receiver = Arc<tokio::sync::Mutex<mpsc::Receiver<Result<Batch>>>>;
 #[pyclass(frozen, module = "fastio._fastio")]
 struct _JsonlReader {
     /// The producer's arguments until the first `next_batch()` starts it.
-    pending: Mutex<Option<(String, usize, OnError, mpsc::Sender<Result<Batch>>)>>,
+    pending: Mutex<Option<ProducerArgs>>,
     rx: Receiver,
 }
 
@@ -263,7 +263,12 @@ struct _JsonlReader {
 impl _JsonlReader {
     #[new]
     #[pyo3(signature = (path, batch_size = 4096, errors = "raise", prefetch = 2))]
-    fn new(path: &Bound<'_, PyAny>, batch_size: usize, errors: &str, prefetch: usize) -> PyResult<Self> {
+    fn new(
+        path: &Bound<'_, PyAny>,
+        batch_size: usize,
+        errors: &str,
+        prefetch: usize,
+    ) -> PyResult<Self> {
         let path = path_arg("iter_jsonl", path)?;
         if batch_size == 0 {
             return Err(Error::InvalidArgument("batch_size must be at least 1".into()).into());
@@ -278,7 +283,11 @@ impl _JsonlReader {
 
     /// The next `(records, errors)` batch, or None at the end of the file.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
-        let start = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let start = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let rx = Arc::clone(&self.rx);
         future_into_py(py, async move {
             if let Some((path, batch_size, on_error, tx)) = start {
@@ -350,7 +359,10 @@ impl _JsonlWriter {
             let file = target.open(append)?;
             let w = std::io::BufWriter::with_capacity(1 << 20, file);
             let sink = if is_gzip(path) {
-                Sink::Gzip(flate2::write::GzEncoder::new(w, flate2::Compression::default()))
+                Sink::Gzip(flate2::write::GzEncoder::new(
+                    w,
+                    flate2::Compression::default(),
+                ))
             } else {
                 Sink::Plain(w)
             };
@@ -367,7 +379,12 @@ impl _JsonlWriter {
 impl _JsonlWriter {
     #[new]
     #[pyo3(signature = (path, append = false, atomic = false, ensure_ascii = true))]
-    fn new(path: &Bound<'_, PyAny>, append: bool, atomic: bool, ensure_ascii: bool) -> PyResult<Self> {
+    fn new(
+        path: &Bound<'_, PyAny>,
+        append: bool,
+        atomic: bool,
+        ensure_ascii: bool,
+    ) -> PyResult<Self> {
         let path = path_arg("write_jsonl", path)?;
         if append && atomic {
             return Err(Error::InvalidArgument(
@@ -386,7 +403,11 @@ impl _JsonlWriter {
 
     /// Serializes `records` (a list or tuple) now, one JSON document per
     /// line, and returns an awaitable that writes them.
-    fn write<'py>(&self, py: Python<'py>, records: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Awaitable>> {
+    fn write<'py>(
+        &self,
+        py: Python<'py>,
+        records: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
         let mut dumper = Dumper::new(self.ensure_ascii);
         let seq = records.try_iter()?;
         for rec in seq {
@@ -403,7 +424,9 @@ impl _JsonlWriter {
                 let sink = st.as_mut().and_then(|s| s.sink.as_mut()).ok_or_else(|| {
                     Error::Interface("write_jsonl(): the writer is closed".into())
                 })?;
-                sink.out().write_all(&data).map_err(|e| super::io_err(e, &path))?;
+                sink.out()
+                    .write_all(&data)
+                    .map_err(|e| super::io_err(e, &path))?;
                 Ok(ReturnNone)
             })
             .await

@@ -56,7 +56,10 @@ impl AtomicTarget {
         let tmp = atomic.then(|| {
             use std::sync::atomic::{AtomicU64, Ordering};
             static SEQ: AtomicU64 = AtomicU64::new(0);
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let tmp_name = format!(
                 ".{name}.{}.{}.tmp",
                 std::process::id(),
@@ -173,7 +176,9 @@ impl<'py> IntoPyObject<'py> for Text {
         let s = decode(py, &self.bytes, &self.encoding, &self.errors)?;
         if self.translate && memchr::memchr(b'\r', &self.bytes).is_some() {
             let s = s.call_method1("replace", ("\r\n", "\n"))?;
-            return Ok(s.call_method1("replace", ("\r", "\n"))?.cast_into::<PyString>()?);
+            return Ok(s
+                .call_method1("replace", ("\r", "\n"))?
+                .cast_into::<PyString>()?);
         }
         Ok(s)
     }
@@ -195,7 +200,10 @@ impl<'py> IntoPyObject<'py> for Bytes {
 fn check_newline(func: &str, newline: Option<&str>) -> PyResult<()> {
     match newline {
         None | Some("" | "\n" | "\r" | "\r\n") => Ok(()),
-        Some(other) => Err(Error::InvalidArgument(format!("{func}(): illegal newline value: {other:?}")).into()),
+        Some(other) => Err(Error::InvalidArgument(format!(
+            "{func}(): illegal newline value: {other:?}"
+        ))
+        .into()),
     }
 }
 
@@ -245,7 +253,13 @@ fn write_file(path: String, data: Vec<u8>, append: bool, atomic: bool) -> Result
 }
 
 /// Text to bytes for writing: `\n` translated for newline="\r\n"/"\r", then encoded.
-fn text_bytes(data: &Bound<'_, PyAny>, func: &str, encoding: &str, errors: &str, newline: Option<&str>) -> PyResult<(Vec<u8>, usize)> {
+fn text_bytes(
+    data: &Bound<'_, PyAny>,
+    func: &str,
+    encoding: &str,
+    errors: &str,
+    newline: Option<&str>,
+) -> PyResult<(Vec<u8>, usize)> {
     check_newline(func, newline)?;
     let s = data
         .cast::<PyString>()
@@ -316,14 +330,22 @@ fn write_bytes<'py>(
     let bytes: Vec<u8> = if let Ok(b) = data.cast::<PyBytes>() {
         b.as_bytes().to_vec()
     } else if data.is_instance_of::<PyString>() {
-        return Err(arg_type_error("write_bytes", "data", "a bytes-like object", data));
+        return Err(arg_type_error(
+            "write_bytes",
+            "data",
+            "a bytes-like object",
+            data,
+        ));
     } else {
         let mv = py
             .import("builtins")?
             .getattr("memoryview")?
             .call1((data,))
             .map_err(|_| arg_type_error("write_bytes", "data", "a bytes-like object", data))?;
-        mv.call_method0("tobytes")?.cast::<PyBytes>()?.as_bytes().to_vec()
+        mv.call_method0("tobytes")?
+            .cast::<PyBytes>()?
+            .as_bytes()
+            .to_vec()
     };
     let n = bytes.len();
     future_into_py(py, async move {

@@ -48,7 +48,7 @@ pub(crate) struct SyntaxError {
 const MAX_DEPTH: usize = 1000;
 
 /// Parsed values, appended one after another.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub(crate) struct Tape {
     pub toks: Vec<Tok>,
     pub arena: Vec<u8>,
@@ -156,10 +156,7 @@ impl Parser<'_> {
         }
         loop {
             if self.s.get(self.i) != Some(&b'"') {
-                return err(
-                    "Expecting property name enclosed in double quotes",
-                    self.i,
-                );
+                return err("Expecting property name enclosed in double quotes", self.i);
             }
             let key = self.string()?;
             self.tape.toks.push(key);
@@ -432,10 +429,22 @@ mod tests {
 
     #[test]
     fn errors_use_json_module_wording() {
-        assert_eq!(parse("{\"a\" 1}").unwrap_err().msg, "Expecting ':' delimiter");
+        assert_eq!(
+            parse("{\"a\" 1}").unwrap_err().msg,
+            "Expecting ':' delimiter"
+        );
         assert_eq!(parse("[1,]").unwrap_err().msg, "Expecting value");
-        assert_eq!(parse("1 2").unwrap_err(), SyntaxError { msg: "Extra data".into(), pos: 2 });
-        assert_eq!(parse("\"abc").unwrap_err().msg, "Unterminated string starting at");
+        assert_eq!(
+            parse("1 2").unwrap_err(),
+            SyntaxError {
+                msg: "Extra data".into(),
+                pos: 2
+            }
+        );
+        assert_eq!(
+            parse("\"abc").unwrap_err().msg,
+            "Unterminated string starting at"
+        );
         assert_eq!(parse("").unwrap_err().msg, "Expecting value");
     }
 

@@ -18,8 +18,11 @@ const MAX_CACHED_KEY: usize = 64;
 /// same keys, and one shared interned `str` per key saves an allocation and
 /// makes dict lookups on them faster.
 struct KeyCache {
-    slots: Vec<Option<(Box<[u8]>, Py<PyString>)>>,
+    slots: Vec<Option<CachedKey>>,
 }
+
+/// A key's UTF-8 bytes and its interned `str`.
+type CachedKey = (Box<[u8]>, Py<PyString>);
 
 static KEYS: PyOnceLock<Mutex<KeyCache>> = PyOnceLock::new();
 
@@ -46,7 +49,13 @@ impl<'t> Builder<'t> {
 
     /// Converts the next `n` top-level values into `list`'s slots
     /// `start..start + n` (a list made with `PyList_New`).
-    pub fn fill_list(&mut self, py: Python<'_>, list: &Bound<'_, PyList>, start: usize, n: usize) -> PyResult<()> {
+    pub fn fill_list(
+        &mut self,
+        py: Python<'_>,
+        list: &Bound<'_, PyList>,
+        start: usize,
+        n: usize,
+    ) -> PyResult<()> {
         let cache = KEYS.get_or_init(py, || {
             Mutex::new(KeyCache {
                 slots: (0..KEY_SLOTS).map(|_| None).collect(),
@@ -158,7 +167,11 @@ impl<'t> Builder<'t> {
         let bytes = self.text(start, len);
         if bytes.len() > MAX_CACHED_KEY || kind == StrKind::Surrogates {
             let obj = make_str(bytes, kind);
-            return if obj.is_null() { Err(PyErr::fetch(py)) } else { Ok(obj) };
+            return if obj.is_null() {
+                Err(PyErr::fetch(py))
+            } else {
+                Ok(obj)
+            };
         }
         let slot = &mut cache.slots[fx_hash(bytes) % KEY_SLOTS];
         if let Some((k, s)) = slot {
@@ -174,7 +187,9 @@ impl<'t> Builder<'t> {
         }
         let mut interned = obj;
         ffi::PyUnicode_InternInPlace(&mut interned);
-        let s: Py<PyString> = Bound::from_borrowed_ptr(py, interned).cast_into_unchecked().unbind();
+        let s: Py<PyString> = Bound::from_borrowed_ptr(py, interned)
+            .cast_into_unchecked()
+            .unbind();
         *slot = Some((bytes.into(), s));
         Ok(interned)
     }
@@ -201,7 +216,9 @@ unsafe fn make_str(bytes: &[u8], kind: StrKind) -> Obj {
             bytes.len() as ffi::Py_ssize_t,
             c"surrogatepass".as_ptr(),
         ),
-        _ => ffi::PyUnicode_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t),
+        _ => {
+            ffi::PyUnicode_FromStringAndSize(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t)
+        }
     }
 }
 
@@ -215,7 +232,9 @@ pub(crate) fn without_gc<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> 
     let gc = GC
         .get_or_try_init(py, || py.import("gc").map(Bound::unbind))?
         .bind(py);
-    let was_enabled = gc.call_method0(pyo3::intern!(py, "isenabled"))?.is_truthy()?;
+    let was_enabled = gc
+        .call_method0(pyo3::intern!(py, "isenabled"))?
+        .is_truthy()?;
     if !was_enabled {
         return f();
     }
