@@ -55,6 +55,19 @@ class JsonlRecords(list):  # type: ignore[type-arg]
 async def read_jsonl(
     path: str | os.PathLike[str], *, errors: str = "raise"
 ) -> list[Any] | JsonlRecords:
+    """Read every record of a JSON-lines file into a list.
+
+    Each line is parsed as ``json.loads`` would (same values, int/float types,
+    integers of any size, key order, NaN/Infinity); blank lines are skipped.
+    The file is read and parsed in Rust, ahead of the conversion to Python
+    objects. ``*.gz`` files are decompressed.
+
+    ``errors``: ``"raise"`` (default) raises ``fastio.JSONDecodeError`` (a
+    ``json.JSONDecodeError``; ``lineno`` is the line of the file) or
+    ``UnicodeDecodeError`` at the first bad line; ``"skip"`` drops bad lines;
+    ``"collect"`` drops them and returns a ``JsonlRecords`` list whose
+    ``errors`` holds those exceptions.
+    """
     reader = _JsonlReader(path, _READ_ALL_BATCH, errors, _READ_ALL_PREFETCH)
     records: list[Any] = []
     bad: list[Exception] = []
@@ -76,7 +89,17 @@ async def read_jsonl(
 
 
 class iter_jsonl:  # noqa: N801  (used like a function: `async for r in iter_jsonl(p)`)
-    """Async iterator over the records of a JSON-lines file."""
+    """Async iterator over the records of a JSON-lines file, one by one.
+
+    ``async for record in fastio.iter_jsonl(path, batch_size=4096)``: a Rust
+    thread reads and parses ahead, ``batch_size`` records at a time, at most
+    ``prefetch`` batches ahead, so memory stays bounded by the batch size
+    whatever the file size. ``batches()`` yields whole lists instead.
+
+    ``errors`` as for ``read_jsonl``: with ``"raise"`` the records before the
+    bad line are yielded, then the exception is raised; with ``"collect"`` the
+    exceptions gather in the iterator's ``errors`` list.
+    """
 
     errors: list[Exception]
 
@@ -148,6 +171,15 @@ async def write_jsonl(
     atomic: bool = False,
     ensure_ascii: bool = True,
 ) -> int:
+    """Write records as JSON lines; returns how many were written.
+
+    Each line is what ``json.dumps(record)`` gives (its default separators;
+    ``ensure_ascii`` as in ``json.dumps``), serialized in Rust; types
+    ``json.dumps`` rejects raise the same ``TypeError``. ``records`` may be any
+    iterable (a generator is consumed in chunks, so memory stays bounded).
+    ``append=True`` appends; ``atomic=True`` writes a temp file and renames it
+    into place only when every record was written. ``*.gz`` paths are gzipped.
+    """
     writer = _JsonlWriter(path, append, atomic, ensure_ascii)
     count = 0
     pending = None
