@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use crate::errors::{exc_type, Error, Exc};
 use crate::metrics::{register_source, GaugeSource};
+use crate::runtime::{ready, Ready};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -450,23 +451,21 @@ impl CircuitBreaker {
         self.core.reset()
     }
 
-    fn __aenter__(slf: &Bound<'_, Self>) -> PyResult<crate::runtime::Ready> {
+    fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Ready>> {
         slf.get().acquire(slf.py())?;
-        Ok(crate::runtime::Ready::new(slf.clone().into_any().unbind()))
+        ready(slf.py(), slf.clone().into_any())
     }
 
     #[pyo3(signature = (_exc_type = None, exc = None, _tb = None))]
-    fn __aexit__(
+    fn __aexit__<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         _exc_type: Option<&Bound<'_, PyAny>>,
         exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<crate::runtime::Ready> {
+    ) -> PyResult<Bound<'py, Ready>> {
         self.release(py, exc)?;
-        Ok(crate::runtime::Ready::new(
-            false.into_pyobject(py)?.to_owned().into_any().unbind(),
-        ))
+        ready(py, false.into_pyobject(py)?.to_owned().into_any())
     }
 
     fn __repr__(&self) -> String {

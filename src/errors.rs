@@ -37,6 +37,32 @@ pub enum Error {
     InvalidArgument(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// An I/O error on a named file: raised as Python's `open()` raises it,
+    /// `OSError(errno, strerror, filename)` (so FileNotFoundError & co.).
+    #[error("{source}: {path}")]
+    IoPath {
+        source: std::io::Error,
+        path: String,
+    },
+    /// An invalid line of a JSON-lines file (`line` counts from 1).
+    #[error("{msg}: line {line} column {} of {path}", .pos + 1)]
+    JsonLine {
+        path: String,
+        line: u64,
+        pos: usize,
+        msg: String,
+        doc: String,
+    },
+    /// A line of a JSON-lines file that is not valid UTF-8.
+    #[error("'utf-8' codec can't decode line {line} of {path}: {reason}")]
+    Utf8Line {
+        path: String,
+        line: u64,
+        bytes: Vec<u8>,
+        start: usize,
+        end: usize,
+        reason: &'static str,
+    },
     #[error(transparent)]
     Json(#[from] serde_json::Error),
 }
@@ -67,6 +93,16 @@ impl Error {
             // pyo3 maps io::ErrorKind to the builtin OSError subclasses
             // (FileNotFoundError, PermissionError, ...), as Python's open() raises.
             Error::Io(e) => e.into(),
+            Error::IoPath { source, path } => os_error(py, source, &path),
+            e @ Error::JsonLine { .. } => json_line_error(py, e),
+            Error::Utf8Line {
+                path,
+                line,
+                bytes,
+                start,
+                end,
+                reason,
+            } => utf8_line_error(py, &path, line, bytes, start, end, reason),
             Error::Json(e) => PyValueError::new_err(format!("invalid JSON: {e}")),
         }
     }
@@ -81,10 +117,86 @@ impl From<Error> for PyErr {
     }
 }
 
+/// `OSError(errno, strerror, filename)`: Python picks the subclass from the
+/// errno (FileNotFoundError, PermissionError, IsADirectoryError, ...) and the
+/// message reads like `open()`'s.
+fn os_error(py: Python<'_>, e: std::io::Error, path: &str) -> PyErr {
+    let Some(errno) = e.raw_os_error() else {
+        return e.into();
+    };
+    let build = || -> PyResult<PyErr> {
+        let strerror = py.import("os")?.call_method1("strerror", (errno,))?;
+        let exc = py
+            .import("builtins")?
+            .getattr("OSError")?
+            .call1((errno, strerror, path))?;
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+/// `fastio.JSONDecodeError`: a `json.JSONDecodeError` whose `lineno` is the
+/// line of the file, `doc` that line's text and `pos` the offset in it.
+fn json_line_error(py: Python<'_>, e: Error) -> PyErr {
+    let message = e.to_string();
+    let Error::JsonLine {
+        path,
+        line,
+        pos,
+        msg,
+        doc,
+    } = e
+    else {
+        unreachable!("called with a JsonLine error");
+    };
+    let build = || -> PyResult<PyErr> {
+        let exc = exc_type(py, Exc::JSONDecodeError)?.call1((msg, doc, pos))?;
+        exc.setattr("lineno", line)?;
+        exc.setattr("colno", pos + 1)?;
+        exc.setattr("path", path)?;
+        exc.setattr("args", (message,))?;
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+/// A real `UnicodeDecodeError` for one line, with `lineno` and `path` set.
+fn utf8_line_error(
+    py: Python<'_>,
+    path: &str,
+    line: u64,
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+    reason: &str,
+) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let exc = py
+            .import("builtins")?
+            .getattr("UnicodeDecodeError")?
+            .call1((
+                "utf-8",
+                pyo3::types::PyBytes::new(py, &bytes),
+                start,
+                end,
+                reason,
+            ))?;
+        exc.setattr("lineno", line)?;
+        exc.setattr("path", path)?;
+        if exc.hasattr("add_note")? {
+            exc.call_method1("add_note", (format!("in line {line} of {path}"),))?;
+        }
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
 /// Where a base class of one of our exceptions comes from.
 #[derive(Clone, Copy)]
 enum Base {
     Builtin(&'static str),
+    /// A class of the standard library: (module, name).
+    Module(&'static str, &'static str),
     Ours(Exc),
 }
 
@@ -113,7 +225,7 @@ macro_rules! exception_tree {
     };
 }
 
-use Base::{Builtin, Ours};
+use Base::{Builtin, Module, Ours};
 
 exception_tree! {
     FastIOError(Builtin("Exception")) = "Base class of every exception fastio raises.";
@@ -131,6 +243,9 @@ exception_tree! {
         "An argument had a bad value; the message names the argument. Also a ValueError.";
     CircuitOpenError(Ours(Exc::FastIOError)) =
         "A circuit breaker is open, so the call was not made; `retry_after` says when to retry.";
+    JSONDecodeError(Ours(Exc::FastIOError), Module("json", "JSONDecodeError")) =
+        "An invalid line in a JSON-lines file. Also a json.JSONDecodeError (so a ValueError): \
+         lineno is the line of the file, doc its text, pos the offset in it, path the file.";
 }
 
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
@@ -145,6 +260,7 @@ fn build_classes(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
             .iter()
             .map(|b| match *b {
                 Builtin(name) => builtins.getattr(name),
+                Module(module, name) => py.import(module)?.getattr(name),
                 Ours(parent) => Ok(made[parent as usize].bind(py).clone().into_any()),
             })
             .collect::<PyResult<Vec<_>>>()?;

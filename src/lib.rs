@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod errors;
+mod files;
 mod logging;
 pub mod metrics;
 pub mod runtime;
@@ -19,6 +20,7 @@ fn fastio_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::init_pymodule(m)?;
     metrics::init_pymodule(m)?;
     breaker::init_pymodule(m)?;
+    files::init_pymodule(m)?;
     testing::init_pymodule(m)?;
     Ok(())
 }

@@ -656,53 +656,6 @@ impl Awaitable {
     }
 }
 
-/// An awaitable that is already finished: `await` returns its value at once.
-/// For `__aenter__`/`__aexit__` of objects whose work is synchronous.
-#[pyclass(frozen, module = "fastio._fastio")]
-pub struct Ready {
-    value: Py<PyAny>,
-}
-
-impl Ready {
-    pub fn new(value: Py<PyAny>) -> Self {
-        Self { value }
-    }
-}
-
-#[pymethods]
-impl Ready {
-    fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Err(PyStopIteration::new_err((self.value.clone_ref(py),)))
-    }
-
-    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        self.__next__(py)
-    }
-
-    #[pyo3(signature = (typ, val = None, _tb = None))]
-    fn throw(
-        &self,
-        typ: &Bound<'_, PyAny>,
-        val: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        Err(match val.filter(|v| !v.is_none()) {
-            Some(v) => PyErr::from_value(v.clone()),
-            None => PyErr::from_value(typ.clone()),
-        })
-    }
-
-    fn close(&self) {}
-}
-
 // ------------------------------------------------------- loop completions --
 
 /// Wakes an event loop from any thread without the GIL: an eventfd the loop
@@ -829,6 +782,69 @@ fn loop_waker(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Loo
         wakers.push((event_loop.clone().unbind(), Arc::clone(&waker)));
         Ok(waker)
     })
+}
+
+// ------------------------------------------------------------------ ready --
+
+/// An awaitable whose value is already known: awaiting it returns at once,
+/// without a trip through tokio or the event loop. Used where Rust can answer
+/// from a buffer (e.g. the next line of a file) and a full [`Awaitable`]
+/// would cost a thread hop per call. Like a coroutine, it can also be given
+/// to `create_task`/`gather`.
+#[pyclass(frozen, module = "fastio._fastio")]
+pub struct Ready {
+    value: Py<PyAny>,
+}
+
+/// Wraps an already computed value as an awaitable.
+pub fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, Ready>> {
+    Bound::new(
+        py,
+        Ready {
+            value: value.unbind(),
+        },
+    )
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<()> {
+        Err(PyStopIteration::new_err((self.value.clone_ref(py),)))
+    }
+
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.__next__(py)
+    }
+
+    #[pyo3(signature = (typ, val = None, _tb = None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        Err(match val {
+            Some(v) if v.is_instance_of::<pyo3::exceptions::PyBaseException>() => {
+                PyErr::from_value(v.clone())
+            }
+            _ if typ.is_instance_of::<PyType>() => PyErr::from_value(typ.call0()?),
+            _ => PyErr::from_value(typ.clone()),
+        })
+    }
+
+    fn close(&self) {}
+
+    fn __repr__(&self) -> &'static str {
+        "<fastio.Ready finished>"
+    }
 }
 
 // ------------------------------------------------------------------ sleep --

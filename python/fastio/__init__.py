@@ -6,7 +6,7 @@ and file I/O, awaitable from asyncio (and uvloop) and running in Rust.
 
 from __future__ import annotations
 
-from fastio import metrics
+from fastio import aiofiles, metrics
 from fastio._fastio import (
     Awaitable,
     CircuitOpenError,
@@ -14,6 +14,7 @@ from fastio._fastio import (
     FastIOError,
     InterfaceError,
     InvalidArgumentError,
+    JSONDecodeError,
     PanicError,
     TimeoutError,
     UsedAfterForkError,
@@ -25,23 +26,45 @@ from fastio._fastio import (
 )
 from fastio.breaker import CircuitBreaker
 from fastio.metrics import monitor
+from fastio.files import (
+    JsonlRecords,
+    append_text,
+    iter_jsonl,
+    read_bytes,
+    read_jsonl,
+    read_text,
+    write_bytes,
+    write_jsonl,
+    write_text,
+)
 
 __all__ = [
+    "__version__",
+    "aiofiles",
+    "append_text",
     "Awaitable",
     "CircuitBreaker",
     "CircuitOpenError",
+    "configure",
     "ConnectionError",
     "FastIOError",
     "InterfaceError",
     "InvalidArgumentError",
-    "PanicError",
-    "TimeoutError",
-    "UsedAfterForkError",
-    "__version__",
-    "configure",
+    "iter_jsonl",
+    "JSONDecodeError",
+    "JsonlRecords",
     "metrics",
     "monitor",
+    "PanicError",
+    "read_bytes",
+    "read_jsonl",
+    "read_text",
     "refresh_logging",
     "runtime_worker_threads",
     "sleep",
+    "TimeoutError",
+    "UsedAfterForkError",
+    "write_bytes",
+    "write_jsonl",
+    "write_text",
 ]

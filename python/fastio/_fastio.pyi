@@ -1,7 +1,9 @@
 """Type stubs for the Rust extension module `fastio._fastio`."""
 
 import builtins
-from collections.abc import Callable, Generator
+import json
+import os
+from collections.abc import Callable, Generator, Iterable
 from contextvars import Context
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +38,17 @@ class Awaitable(Generic[_T]):
     def remove_done_callback(self, callback: Callable[[Awaitable[_T]], object], /) -> int: ...
     def cancel(self, msg: Any | None = None) -> bool: ...
 
+class Ready(Generic[_T]):
+    """An awaitable whose value is already known (e.g. a line served from a
+    Rust buffer): awaiting it returns at once, with no trip through tokio."""
+
+    def __await__(self) -> Generator[Any, None, _T]: ...
+    def __iter__(self) -> Generator[Any, None, _T]: ...
+    def __next__(self) -> Any: ...
+    def send(self, value: Any, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any: ...
+    def close(self) -> None: ...
+
 class FastIOError(Exception):
     """Base class of every exception fastio raises."""
 
@@ -66,11 +79,6 @@ class CircuitOpenError(FastIOError):
 
     retry_after: float
     breaker: str
-
-class Ready(Generic[_T]):
-    """An already finished awaitable (what ``__aenter__``/``__aexit__`` return)."""
-
-    def __await__(self) -> Generator[Any, None, _T]: ...
 
 class CircuitBreaker:
     """The Rust state machine behind ``fastio.CircuitBreaker``."""
@@ -134,6 +142,96 @@ def snapshot() -> dict[str, list[dict[str, Any]]]:
 
 def reset() -> None:
     """Zero every counter and histogram (in-flight gauges keep counting)."""
+class JSONDecodeError(FastIOError, json.JSONDecodeError):
+    """An invalid line in a JSON-lines file. Also a json.JSONDecodeError (so a
+    ValueError): ``lineno`` is the line of the file (from 1), ``doc`` that
+    line's text, ``pos`` the offset in it, ``msg`` json's message, ``path``
+    the file."""
+
+    path: str
+
+_Path = str | os.PathLike[str]
+
+def read_text(
+    path: _Path, encoding: str = "utf-8", errors: str = "strict", newline: str | None = None
+) -> Awaitable[str]:
+    """Read a whole text file. ``encoding``/``errors``/``newline`` as for
+    ``open()`` (``newline=None``: ``\\r\\n`` and ``\\r`` read as ``\\n``)."""
+
+def read_bytes(path: _Path) -> Awaitable[bytes]:
+    """Read a whole file as bytes."""
+
+def write_text(
+    path: _Path,
+    data: str,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    newline: str | None = None,
+    *,
+    atomic: bool = False,
+) -> Awaitable[int]:
+    """Write a text file (created or truncated); returns the characters written.
+    ``atomic=True`` writes a temp file beside it and renames it into place."""
+
+def write_bytes(path: _Path, data: bytes, *, atomic: bool = False) -> Awaitable[int]:
+    """Write a file from a bytes-like object; returns the bytes written."""
+
+def append_text(
+    path: _Path,
+    data: str,
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    newline: str | None = None,
+) -> Awaitable[int]:
+    """Append to a text file (created if missing); returns the characters written."""
+
+class _JsonlReader:
+    def __init__(
+        self, path: _Path, batch_size: int = 4096, errors: str = "raise", prefetch: int = 2
+    ) -> None: ...
+    def next_batch(self) -> Awaitable[tuple[list[Any], list[Exception]] | None]: ...
+
+class _JsonlWriter:
+    def __init__(
+        self, path: _Path, append: bool = False, atomic: bool = False, ensure_ascii: bool = True
+    ) -> None: ...
+    def write(self, records: Iterable[Any]) -> Awaitable[None]: ...
+    def close(self, commit: bool = True) -> Awaitable[None]: ...
+
+class _AsyncFile:
+    closed: bool
+    _readable: bool
+    @staticmethod
+    def open(
+        path: _Path,
+        read: bool,
+        write: bool,
+        append: bool,
+        create: bool,
+        truncate: bool,
+        exclusive: bool,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+        utf8: bool = True,
+    ) -> Awaitable[_AsyncFile]: ...
+    def read(self, size: int | None = -1) -> Any: ...
+    def readline(self, size: int | None = -1) -> Any: ...
+    def readlines(self, hint: int | None = -1) -> Any: ...
+    def write(self, data: Any) -> Any: ...
+    def writelines(self, lines: Iterable[Any]) -> Any: ...
+    def seek(self, offset: int, whence: int = 0) -> Any: ...
+    def tell(self) -> Any: ...
+    def truncate(self, size: int | None = None) -> Any: ...
+    def flush(self) -> Any: ...
+    def close(self) -> Any: ...
+    def readable(self) -> Any: ...
+    def writable(self) -> Any: ...
+    def seekable(self) -> Any: ...
+    def isatty(self) -> Any: ...
+    def fileno(self) -> int: ...
+    def __aiter__(self) -> _AsyncFile: ...
+    def __anext__(self) -> Any: ...
 
 def configure(*, worker_threads: int | None = None) -> None:
     """Set process-wide options before fastio's runtime starts.
