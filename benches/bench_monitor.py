@@ -7,7 +7,6 @@ the variants; figures are medians. Overhead = variant - undecorated.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import statistics

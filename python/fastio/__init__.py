@@ -25,7 +25,6 @@ from fastio._fastio import (
     sleep,
 )
 from fastio.breaker import CircuitBreaker
-from fastio.metrics import monitor
 from fastio.files import (
     JsonlRecords,
     append_text,
@@ -37,6 +36,7 @@ from fastio.files import (
     write_jsonl,
     write_text,
 )
+from fastio.metrics import monitor
 
 __all__ = [
     "__version__",

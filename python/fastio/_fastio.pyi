@@ -142,6 +142,7 @@ def snapshot() -> dict[str, list[dict[str, Any]]]:
 
 def reset() -> None:
     """Zero every counter and histogram (in-flight gauges keep counting)."""
+
 class JSONDecodeError(FastIOError, json.JSONDecodeError):
     """An invalid line in a JSON-lines file. Also a json.JSONDecodeError (so a
     ValueError): ``lineno`` is the line of the file (from 1), ``doc`` that
