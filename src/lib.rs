@@ -2,7 +2,9 @@
 //! modules and assembles the Python extension module `fastio._fastio`.
 
 pub mod errors;
+pub mod http;
 mod logging;
+pub mod retry;
 pub mod runtime;
 mod testing;
 
@@ -15,6 +17,8 @@ fn fastio_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::init_pymodule(m)?;
     errors::init_pymodule(m)?;
     runtime::init_pymodule(m)?;
+    retry::init_pymodule(m)?;
+    http::init_pymodule(m)?;
     testing::init_pymodule(m)?;
     Ok(())
 }
