@@ -190,6 +190,14 @@ fn source_is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
                 }
             }
         }
+        // hyper-util boxes the connector's error, which can hide the type.
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("certificate")
+            || text.contains("tls handshake")
+            || text.contains("peer sent")
+        {
+            return true;
+        }
         cur = e.source();
     }
     false

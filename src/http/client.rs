@@ -60,7 +60,8 @@ struct CacheEntry {
 
 /// The shared state behind a `Client` (and the module-level default client).
 pub struct ClientInner {
-    http: reqwest::Client,
+    /// None once closed: dropping it closes the idle pooled connections.
+    http: std::sync::RwLock<Option<reqwest::Client>>,
     pub base_url: Option<Url>,
     timeout: Option<Duration>,
     total_limit: Option<Arc<Semaphore>>,
@@ -126,7 +127,7 @@ impl ClientInner {
             .build()
             .map_err(|e| Error::InvalidArgument(format!("Client(): {}", e.without_url())))?;
         Ok(Arc::new(ClientInner {
-            http,
+            http: std::sync::RwLock::new(Some(http)),
             base_url: cfg.base_url,
             timeout: cfg.timeout,
             total_limit: cfg.max_connections.map(|n| Arc::new(Semaphore::new(n))),
@@ -214,9 +215,17 @@ impl ClientInner {
 
     /// Sends one request (no retries) and returns the response with its
     /// headers read but the body not yet.
+    fn http(&self) -> Result<reqwest::Client> {
+        self.http
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| Error::Interface("the HTTP client is closed".into()))
+    }
+
     async fn send(&self, spec: &RequestSpec) -> Result<reqwest::Response> {
         let mut rb = self
-            .http
+            .http()?
             .request(spec.method.clone(), spec.url.clone())
             .headers(spec.headers.clone());
         if let Some(body) = &spec.body {
@@ -745,6 +754,11 @@ impl Client {
     /// connections are dropped with the last reference to the pool.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner
+            .http
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.inner
             .cache
             .lock()
