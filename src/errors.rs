@@ -65,6 +65,168 @@ pub enum Error {
     },
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// An HTTP failure; the message never holds credentials (URLs are redacted).
+    #[error("{msg}")]
+    Http { kind: HttpErrorKind, msg: String },
+    /// `raise_for_status()` on a 4xx/5xx response.
+    #[error("{msg}")]
+    HttpStatus {
+        status: u16,
+        url: String,
+        msg: String,
+    },
+}
+
+/// Which HTTP exception class an [`Error::Http`] becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpErrorKind {
+    /// Any other transport failure.
+    Request,
+    Connect,
+    Tls,
+    /// The whole request (or a fetch_all batch) ran out of time.
+    Timeout,
+    ConnectTimeout,
+    ReadTimeout,
+    /// The connection broke while the response was read.
+    Read,
+    TooManyRedirects,
+    BodyTooLarge,
+    Decoding,
+    InvalidUrl,
+}
+
+impl HttpErrorKind {
+    /// The exception class this kind maps to.
+    pub fn exc(self) -> Exc {
+        match self {
+            HttpErrorKind::Request => Exc::RequestError,
+            HttpErrorKind::Connect => Exc::ConnectError,
+            HttpErrorKind::Tls => Exc::TLSError,
+            HttpErrorKind::Timeout => Exc::HTTPTimeoutError,
+            HttpErrorKind::ConnectTimeout => Exc::ConnectTimeout,
+            HttpErrorKind::ReadTimeout => Exc::ReadTimeout,
+            HttpErrorKind::Read => Exc::ReadError,
+            HttpErrorKind::TooManyRedirects => Exc::TooManyRedirects,
+            HttpErrorKind::BodyTooLarge => Exc::BodyTooLarge,
+            HttpErrorKind::Decoding => Exc::DecodingError,
+            HttpErrorKind::InvalidUrl => Exc::InvalidURL,
+        }
+    }
+
+    /// Every kind, for precomputing which ones a retry policy covers.
+    pub const ALL: [HttpErrorKind; 11] = [
+        HttpErrorKind::Request,
+        HttpErrorKind::Connect,
+        HttpErrorKind::Tls,
+        HttpErrorKind::Timeout,
+        HttpErrorKind::ConnectTimeout,
+        HttpErrorKind::ReadTimeout,
+        HttpErrorKind::Read,
+        HttpErrorKind::TooManyRedirects,
+        HttpErrorKind::BodyTooLarge,
+        HttpErrorKind::Decoding,
+        HttpErrorKind::InvalidUrl,
+    ];
+}
+
+impl Error {
+    pub fn http(kind: HttpErrorKind, msg: impl Into<String>) -> Self {
+        Error::Http {
+            kind,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Credentials in a URL replaced by `***`, for messages and reprs.
+pub fn redact_url(url: &url::Url) -> String {
+    if url.password().is_none() && url.username().is_empty() {
+        return url.as_str().to_owned();
+    }
+    let mut u = url.clone();
+    let _ = u.set_username(if url.username().is_empty() { "" } else { "***" });
+    let _ = u.set_password(url.password().map(|_| "***"));
+    u.as_str().to_owned()
+}
+
+/// The one mapping from reqwest errors to ours. `url` is the (redacted)
+/// request URL; reqwest's own message is used without its URL so that
+/// credentials cannot leak through it.
+pub fn from_reqwest(err: reqwest::Error, url: &str) -> Error {
+    let kind = if err.is_timeout() {
+        if err.is_connect() {
+            HttpErrorKind::ConnectTimeout
+        } else {
+            HttpErrorKind::ReadTimeout
+        }
+    } else if err.is_redirect() {
+        HttpErrorKind::TooManyRedirects
+    } else if err.is_connect() {
+        if source_is_tls(&err) {
+            HttpErrorKind::Tls
+        } else {
+            HttpErrorKind::Connect
+        }
+    } else if err.is_decode() {
+        HttpErrorKind::Decoding
+    } else if err.is_body() || err.is_request() {
+        HttpErrorKind::Read
+    } else if err.is_builder() {
+        HttpErrorKind::InvalidUrl
+    } else {
+        HttpErrorKind::Request
+    };
+    let mut msg = String::new();
+    let bare = err.without_url();
+    let mut cur: Option<&dyn std::error::Error> = Some(&bare);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !text.is_empty() && !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+        cur = e.source();
+    }
+    let what = match kind {
+        HttpErrorKind::ConnectTimeout => "connect timed out",
+        HttpErrorKind::ReadTimeout => "timed out",
+        HttpErrorKind::TooManyRedirects => "too many redirects",
+        HttpErrorKind::Connect => "connection failed",
+        HttpErrorKind::Tls => "TLS handshake failed",
+        HttpErrorKind::Decoding => "could not decode the response body",
+        HttpErrorKind::Read => "connection broken",
+        _ => "request failed",
+    };
+    Error::http(kind, format!("{what} for {url}: {msg}"))
+}
+
+fn source_is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if inner.downcast_ref::<rustls::Error>().is_some() {
+                    return true;
+                }
+            }
+        }
+        // hyper-util boxes the connector's error, which can hide the type.
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("certificate")
+            || text.contains("tls handshake")
+            || text.contains("peer sent")
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -104,6 +266,15 @@ impl Error {
                 reason,
             } => utf8_line_error(py, &path, line, bytes, start, end, reason),
             Error::Json(e) => PyValueError::new_err(format!("invalid JSON: {e}")),
+            Error::Http { kind, msg } => new_err(py, kind.exc(), msg),
+            Error::HttpStatus { status, url, msg } => {
+                let err = new_err(py, Exc::HTTPStatusError, msg);
+                let value = err.value(py);
+                // Attributes for `except HTTPStatusError as e: e.status`.
+                let _ = value.setattr("status", status);
+                let _ = value.setattr("url", url);
+                err
+            }
         }
     }
 }
@@ -246,6 +417,28 @@ exception_tree! {
     JSONDecodeError(Ours(Exc::FastIOError), Module("json", "JSONDecodeError")) =
         "An invalid line in a JSON-lines file. Also a json.JSONDecodeError (so a ValueError): \
          lineno is the line of the file, doc its text, pos the offset in it, path the file.";
+    HTTPError(Ours(Exc::FastIOError)) = "Base class of the HTTP client's errors.";
+    RequestError(Ours(Exc::HTTPError)) =
+        "An HTTP request failed before a complete response arrived.";
+    ConnectError(Ours(Exc::RequestError), Ours(Exc::ConnectionError)) =
+        "Could not connect (refused, DNS, unreachable). Also a builtin ConnectionError.";
+    TLSError(Ours(Exc::ConnectError)) =
+        "The TLS handshake failed (e.g. an untrusted certificate).";
+    ReadError(Ours(Exc::RequestError), Ours(Exc::ConnectionError)) =
+        "The connection broke while the response was read. Also a builtin ConnectionError.";
+    HTTPTimeoutError(Ours(Exc::RequestError), Ours(Exc::TimeoutError)) =
+        "An HTTP timeout passed. Also a builtin TimeoutError.";
+    ConnectTimeout(Ours(Exc::HTTPTimeoutError)) = "Connecting took longer than connect_timeout.";
+    ReadTimeout(Ours(Exc::HTTPTimeoutError)) =
+        "The response did not arrive (or finish) within the request timeout.";
+    TooManyRedirects(Ours(Exc::RequestError)) = "More redirects than max_redirects.";
+    BodyTooLarge(Ours(Exc::RequestError)) = "The response body exceeded max_body_size.";
+    DecodingError(Ours(Exc::RequestError), Builtin("ValueError")) =
+        "The response body could not be decoded (content encoding, charset or JSON).";
+    InvalidURL(Ours(Exc::HTTPError), Ours(Exc::InvalidArgumentError)) =
+        "A malformed URL or an unsupported scheme. Also a ValueError.";
+    HTTPStatusError(Ours(Exc::HTTPError)) =
+        "raise_for_status() on a 4xx/5xx response; has .status and .url.";
 }
 
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();

@@ -4,8 +4,10 @@
 pub mod breaker;
 pub mod errors;
 mod files;
+pub mod http;
 mod logging;
 pub mod metrics;
+pub mod retry;
 pub mod runtime;
 mod testing;
 
@@ -20,6 +22,8 @@ fn fastio_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::init_pymodule(m)?;
     metrics::init_pymodule(m)?;
     breaker::init_pymodule(m)?;
+    retry::init_pymodule(m)?;
+    http::init_pymodule(m)?;
     files::init_pymodule(m)?;
     testing::init_pymodule(m)?;
     Ok(())

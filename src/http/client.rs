@@ -1,0 +1,840 @@
+//! `fastio.Client`: one reqwest client (connection pool, TLS, HTTP/2) plus
+//! fastio's own policies around each request: connection limits per host and
+//! in total, a retry policy, a TTL response cache for GET, and a body size cap.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::errors::{from_reqwest, Error, HttpErrorKind, Result};
+use crate::http::request::{
+    build_spec, parse_headers, parse_seconds, RequestArgs, RequestSpec, TimeoutArg,
+};
+use crate::http::response::{ResponseData, ResponseOut};
+use crate::retry::{parse_retry_after, Retry, RetryPolicy};
+use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
+
+/// Installs rustls' ring provider as the process default, once, before the
+/// first client is built (reqwest is built without a provider of its own).
+fn install_tls_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Everything `Client(...)` accepts, owned.
+#[derive(Default)]
+pub struct ClientConfig {
+    pub base_url: Option<Url>,
+    pub headers: HeaderMap,
+    pub timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_host: Option<usize>,
+    pub http2: bool,
+    pub verify: bool,
+    pub ca_pem: Option<Vec<u8>>,
+    pub proxy: Option<String>,
+    pub follow_redirects: bool,
+    pub max_redirects: usize,
+    pub retry: Option<RetryPolicy>,
+    pub cache_ttl: Option<Duration>,
+    pub max_body_size: Option<u64>,
+}
+
+struct CacheEntry {
+    stored: Instant,
+    data: ResponseData,
+}
+
+/// The shared state behind a `Client` (and the module-level default client).
+pub struct ClientInner {
+    /// None once closed: dropping it closes the idle pooled connections.
+    http: std::sync::RwLock<Option<reqwest::Client>>,
+    pub base_url: Option<Url>,
+    timeout: Option<Duration>,
+    total_limit: Option<Arc<Semaphore>>,
+    per_host: Option<usize>,
+    host_limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub retry: Option<RetryPolicy>,
+    cache_ttl: Option<Duration>,
+    cache: Mutex<HashMap<String, CacheEntry>>,
+    max_body_size: Option<u64>,
+    generation: u64,
+    closed: AtomicBool,
+}
+
+/// Permits held while a request runs.
+struct Permits {
+    _total: Option<OwnedSemaphorePermit>,
+    _host: Option<OwnedSemaphorePermit>,
+}
+
+impl ClientInner {
+    pub fn build(cfg: ClientConfig) -> Result<Arc<Self>> {
+        install_tls_provider();
+        let mut b = reqwest::Client::builder()
+            .default_headers(cfg.headers)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(if cfg.follow_redirects {
+                reqwest::redirect::Policy::limited(cfg.max_redirects)
+            } else {
+                reqwest::redirect::Policy::none()
+            })
+            .no_proxy()
+            .gzip(true)
+            .brotli(true)
+            .deflate(true)
+            .zstd(true)
+            .user_agent(concat!("fastio/", env!("CARGO_PKG_VERSION")));
+        if !cfg.http2 {
+            b = b.http1_only();
+        }
+        if let Some(d) = cfg.connect_timeout {
+            b = b.connect_timeout(d);
+        }
+        if let Some(n) = cfg.max_connections_per_host {
+            b = b.pool_max_idle_per_host(n);
+        }
+        if !cfg.verify {
+            b = b.tls_danger_accept_invalid_certs(true);
+        }
+        if let Some(pem) = cfg.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::InvalidArgument(format!("Client(): ca_file is not a PEM bundle: {e}"))
+            })?;
+            b = b.tls_certs_only(certs);
+        }
+        if let Some(p) = cfg.proxy {
+            let proxy = reqwest::Proxy::all(&p).map_err(|_| {
+                Error::InvalidArgument("Client(): proxy is not a valid proxy URL".into())
+            })?;
+            b = b.proxy(proxy);
+        }
+        let http = b
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("Client(): {}", e.without_url())))?;
+        Ok(Arc::new(ClientInner {
+            http: std::sync::RwLock::new(Some(http)),
+            base_url: cfg.base_url,
+            timeout: cfg.timeout,
+            total_limit: cfg.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+            per_host: cfg.max_connections_per_host,
+            host_limits: Mutex::new(HashMap::new()),
+            retry: cfg.retry,
+            cache_ttl: cfg.cache_ttl,
+            cache: Mutex::new(HashMap::new()),
+            max_body_size: cfg.max_body_size,
+            generation: generation(),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// Fails when the client was closed or comes from the parent of a fork.
+    pub fn check_usable(&self) -> Result<()> {
+        check_fork(self.generation, "this HTTP client")?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Interface("the HTTP client is closed".into()));
+        }
+        Ok(())
+    }
+
+    async fn permits(&self, url: &Url) -> Permits {
+        let total = match &self.total_limit {
+            Some(s) => Arc::clone(s).acquire_owned().await.ok(),
+            None => None,
+        };
+        let host = match self.per_host {
+            Some(n) => {
+                let key = format!(
+                    "{}://{}:{}",
+                    url.scheme(),
+                    url.host_str().unwrap_or(""),
+                    url.port_or_known_default().unwrap_or(0)
+                );
+                let sem = {
+                    let mut map = self.host_limits.lock().unwrap_or_else(|p| p.into_inner());
+                    Arc::clone(
+                        map.entry(key)
+                            .or_insert_with(|| Arc::new(Semaphore::new(n))),
+                    )
+                };
+                sem.acquire_owned().await.ok()
+            }
+            None => None,
+        };
+        Permits {
+            _total: total,
+            _host: host,
+        }
+    }
+
+    fn cache_get(&self, key: &str) -> Option<ResponseData> {
+        let ttl = self.cache_ttl?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(key) {
+            Some(e) if e.stored.elapsed() < ttl => {
+                let mut data = e.data.clone();
+                data.from_cache = true;
+                Some(data)
+            }
+            Some(_) => {
+                cache.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn cache_put(&self, key: String, data: &ResponseData) {
+        let Some(ttl) = self.cache_ttl else { return };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.retain(|_, e| e.stored.elapsed() < ttl);
+        }
+        cache.insert(
+            key,
+            CacheEntry {
+                stored: Instant::now(),
+                data: data.clone(),
+            },
+        );
+    }
+
+    /// Sends one request (no retries) and returns the response with its
+    /// headers read but the body not yet.
+    fn http(&self) -> Result<reqwest::Client> {
+        self.http
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| Error::Interface("the HTTP client is closed".into()))
+    }
+
+    async fn send(&self, spec: &RequestSpec) -> Result<reqwest::Response> {
+        let mut rb = self
+            .http()?
+            .request(spec.method.clone(), spec.url.clone())
+            .headers(spec.headers.clone());
+        if let Some(body) = &spec.body {
+            rb = rb.body(body.clone());
+        }
+        if let Some(t) = spec.timeout.or(self.timeout) {
+            rb = rb.timeout(t);
+        }
+        rb.send()
+            .await
+            .map_err(|e| from_reqwest(e, &spec.redacted_url()))
+    }
+
+    fn check_length(&self, resp: &reqwest::Response, spec: &RequestSpec) -> Result<()> {
+        if let (Some(max), Some(len)) = (self.max_body_size, resp.content_length()) {
+            if len > max {
+                return Err(body_too_large(max, spec));
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_body(&self, mut resp: reqwest::Response, spec: &RequestSpec) -> Result<Bytes> {
+        let redacted = || spec.redacted_url();
+        self.check_length(&resp, spec)?;
+        let Some(max) = self.max_body_size else {
+            return resp.bytes().await.map_err(|e| from_reqwest(e, &redacted()));
+        };
+        let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(max) as usize);
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| from_reqwest(e, &redacted()))?
+        {
+            if (buf.len() + chunk.len()) as u64 > max {
+                return Err(body_too_large(max, spec));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// One attempt: send and read the whole body.
+    async fn attempt(&self, spec: &RequestSpec, start: Instant) -> Result<ResponseData> {
+        let mut resp = self.send(spec).await?;
+        let status = resp.status().as_u16();
+        let version = resp.version();
+        let url: Arc<str> = Arc::from(crate::errors::redact_url(resp.url()));
+        let headers = Arc::new(std::mem::take(resp.headers_mut()));
+        let body = self.read_body(resp, spec).await?;
+        Ok(ResponseData {
+            status,
+            version,
+            url,
+            headers,
+            body,
+            elapsed: start.elapsed(),
+            from_cache: false,
+        })
+    }
+
+    /// A full request: cache, connection limits, retries.
+    pub async fn execute(
+        self: &Arc<Self>,
+        spec: RequestSpec,
+        retry: Option<&RetryPolicy>,
+    ) -> Result<ResponseData> {
+        self.check_usable()?;
+        let cache_key = (self.cache_ttl.is_some() && spec.method == reqwest::Method::GET)
+            .then(|| spec.url.as_str().to_owned());
+        if let Some(hit) = cache_key.as_deref().and_then(|k| self.cache_get(k)) {
+            return Ok(hit);
+        }
+        let retry = retry.or(self.retry.as_ref());
+        let start = Instant::now();
+        let mut attempt: u32 = 0;
+        let result = loop {
+            attempt += 1;
+            let outcome = {
+                let _permits = self.permits(&spec.url).await;
+                self.attempt(&spec, start).await
+            };
+            let Some(policy) =
+                retry.filter(|p| attempt < p.attempts && p.allows_method(spec.method.as_str()))
+            else {
+                break outcome;
+            };
+            let wait = match &outcome {
+                Ok(r) if policy.retries_status(r.status) => {
+                    let ra = policy
+                        .uses_retry_after(r.status)
+                        .then(|| r.headers.get(RETRY_AFTER))
+                        .flatten()
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    policy.delay(attempt, ra)
+                }
+                Err(e) if policy.retries_error(e) => policy.delay(attempt, None),
+                _ => break outcome,
+            };
+            if let Some(deadline) = policy.deadline {
+                if start.elapsed() + wait > deadline {
+                    break outcome;
+                }
+            }
+            log::debug!(
+                "retrying {} {} in {:?} (attempt {} of {})",
+                spec.method,
+                spec.redacted_url(),
+                wait,
+                attempt + 1,
+                policy.attempts
+            );
+            tokio::time::sleep(wait).await;
+        };
+        if let (Some(key), Ok(data)) = (cache_key, &result) {
+            if (200..300).contains(&data.status) {
+                self.cache_put(key, data);
+            }
+        }
+        result
+    }
+
+    /// Streams a response body into a file; returns the bytes written.
+    pub async fn download(self: &Arc<Self>, spec: RequestSpec, path: PathBuf) -> Result<u64> {
+        self.check_usable()?;
+        let _permits = self.permits(&spec.url).await;
+        let mut resp = self.send(&spec).await?;
+        if resp.status().as_u16() >= 400 {
+            let status = resp.status().as_u16();
+            let url = crate::errors::redact_url(resp.url());
+            return Err(Error::HttpStatus {
+                status,
+                msg: format!(
+                    "download failed: '{status} {}' for url '{url}'",
+                    crate::http::response::reason_of(status)
+                ),
+                url,
+            });
+        }
+        self.check_length(&resp, &spec)?;
+        let file = tokio::fs::File::create(&path).await?;
+        let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut written: u64 = 0;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| from_reqwest(e, &spec.redacted_url()))?
+        {
+            written += chunk.len() as u64;
+            if self.max_body_size.is_some_and(|m| written > m) {
+                drop(out);
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(body_too_large(self.max_body_size.unwrap_or(0), &spec));
+            }
+            out.write_all(&chunk).await?;
+        }
+        out.flush().await?;
+        Ok(written)
+    }
+}
+
+fn body_too_large(max: u64, spec: &RequestSpec) -> Error {
+    Error::http(
+        HttpErrorKind::BodyTooLarge,
+        format!(
+            "the response body from {} is larger than max_body_size ({max} bytes)",
+            spec.redacted_url()
+        ),
+    )
+}
+
+/// The process's default client (module-level fetch_all and friends),
+/// created on first use and anew after a fork.
+pub fn default_client() -> Result<Arc<ClientInner>> {
+    static DEFAULT: Mutex<Option<Arc<ClientInner>>> = Mutex::new(None);
+    let mut slot = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = slot.as_ref() {
+        if c.generation == generation() {
+            return Ok(Arc::clone(c));
+        }
+        // The parent's pool holds sockets shared with the parent: never touch them.
+        std::mem::forget(slot.take());
+    }
+    let c = ClientInner::build(ClientConfig {
+        verify: true,
+        follow_redirects: true,
+        max_redirects: 10,
+        ..ClientConfig::default()
+    })?;
+    *slot = Some(Arc::clone(&c));
+    Ok(c)
+}
+
+/// A response whose body is read piece by piece (`Client.stream`).
+pub struct StreamState {
+    pub resp: Option<reqwest::Response>,
+    pub url: String,
+    _permits: Permits,
+}
+
+/// `fastio.Client(...)`: a connection pool with defaults for its requests.
+#[pyclass(frozen, module = "fastio._fastio")]
+pub struct Client {
+    pub inner: Arc<ClientInner>,
+}
+
+fn read_ca_file(path: &str) -> PyResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::InvalidArgument(format!("Client(): cannot read ca_file {path:?}: {e}")).into()
+    })
+}
+
+impl Client {
+    fn spec(
+        &self,
+        py: Python<'_>,
+        func: &str,
+        method: &str,
+        url: &Bound<'_, PyAny>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<RequestSpec> {
+        let mut args = RequestArgs::default();
+        let (mut headers, mut params, mut json, mut data, mut content, mut timeout) =
+            (None, None, None, None, None, None);
+        if let Some(kw) = kwargs {
+            for (k, v) in kw.iter() {
+                let key: String = k.extract()?;
+                match key.as_str() {
+                    "headers" => headers = Some(v),
+                    "params" => params = Some(v),
+                    "json" => json = Some(v),
+                    "data" => data = Some(v),
+                    "content" => content = Some(v),
+                    "timeout" => timeout = Some(v),
+                    other => {
+                        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                            "{func}() got an unexpected keyword argument {other:?}"
+                        )))
+                    }
+                }
+            }
+        }
+        args.headers = headers.as_ref();
+        args.params = params.as_ref();
+        args.json = json.as_ref();
+        args.data = data.as_ref();
+        args.content = content.as_ref();
+        args.timeout = TimeoutArg::parse(func, "timeout", timeout.as_ref())?;
+        build_spec(py, func, self.inner.base_url.as_ref(), method, url, &args)
+    }
+
+    fn send<'py>(&self, py: Python<'py>, spec: RequestSpec) -> PyResult<Bound<'py, Awaitable>> {
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            inner.execute(spec, None).await.map(ResponseOut)
+        })
+    }
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (
+        base_url = None, *, headers = None, timeout = crate::http::fetch_all::DEFAULT_TIMEOUT,
+        connect_timeout = None,
+        max_connections = None, max_connections_per_host = None, http2 = false, verify = true,
+        ca_file = None, proxy = None, follow_redirects = true, max_redirects = 10, retry = None,
+        breaker = None, cache_ttl = None, max_body_size = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        base_url: Option<String>,
+        headers: Option<&Bound<'_, PyAny>>,
+        timeout: TimeoutArg,
+        connect_timeout: Option<&Bound<'_, PyAny>>,
+        max_connections: Option<usize>,
+        max_connections_per_host: Option<usize>,
+        http2: bool,
+        verify: bool,
+        ca_file: Option<String>,
+        proxy: Option<String>,
+        follow_redirects: bool,
+        max_redirects: usize,
+        retry: Option<&Bound<'_, Retry>>,
+        breaker: Option<&Bound<'_, PyAny>>,
+        cache_ttl: Option<&Bound<'_, PyAny>>,
+        max_body_size: Option<u64>,
+    ) -> PyResult<Self> {
+        const F: &str = "Client";
+        if breaker.is_some_and(|b| !b.is_none()) {
+            return Err(Error::InvalidArgument(
+                "Client(): breaker= is not supported yet (it lands with fastio.CircuitBreaker)"
+                    .into(),
+            )
+            .into());
+        }
+        if max_connections == Some(0) || max_connections_per_host == Some(0) {
+            return Err(Error::InvalidArgument(
+                "Client(): max_connections and max_connections_per_host must be >= 1".into(),
+            )
+            .into());
+        }
+        let base_url = base_url
+            .map(|b| crate::http::request::resolve_url(None, &b))
+            .transpose()
+            .map_err(|e| Error::InvalidArgument(format!("Client(): base_url: {e}")))?;
+        let mut hm = HeaderMap::new();
+        if let Some(h) = headers {
+            parse_headers(F, h, &mut hm)?;
+        }
+        let secs = |name: &str, o: Option<&Bound<'_, PyAny>>| -> PyResult<Option<Duration>> {
+            o.map(|o| parse_seconds(F, name, o))
+                .transpose()
+                .map(Option::flatten)
+        };
+        let cfg = ClientConfig {
+            base_url,
+            headers: hm,
+            timeout: timeout.or(None),
+            connect_timeout: secs("connect_timeout", connect_timeout)?,
+            max_connections,
+            max_connections_per_host,
+            http2,
+            verify,
+            ca_pem: ca_file.as_deref().map(read_ca_file).transpose()?,
+            proxy,
+            follow_redirects,
+            max_redirects,
+            retry: retry.map(|r| r.get().policy.clone()),
+            cache_ttl: secs("cache_ttl", cache_ttl)?,
+            max_body_size,
+        };
+        Ok(Client {
+            inner: ClientInner::build(cfg)?,
+        })
+    }
+
+    /// `await client.request(method, url, **kw)` -> Response.
+    #[pyo3(signature = (method, url, **kwargs))]
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "request", method, url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    #[pyo3(signature = (url, **kwargs))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "get", "GET", url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    #[pyo3(signature = (url, **kwargs))]
+    fn post<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "post", "POST", url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    #[pyo3(signature = (url, **kwargs))]
+    fn put<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "put", "PUT", url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    #[pyo3(signature = (url, **kwargs))]
+    fn patch<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "patch", "PATCH", url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    #[pyo3(signature = (url, **kwargs))]
+    fn delete<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "delete", "DELETE", url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    #[pyo3(signature = (url, **kwargs))]
+    fn head<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "head", "HEAD", url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    #[pyo3(signature = (url, **kwargs))]
+    fn options<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "options", "OPTIONS", url, kwargs)?;
+        self.send(py, spec)
+    }
+
+    /// `async with client.stream(method, url, **kw) as r: async for chunk in r.aiter_bytes()`.
+    #[pyo3(signature = (method, url, **kwargs))]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        url: &Bound<'_, PyAny>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<crate::http::stream::StreamContext> {
+        let spec = self.spec(py, "stream", method, url, kwargs)?;
+        Ok(crate::http::stream::StreamContext::new(
+            Arc::clone(&self.inner),
+            spec,
+        ))
+    }
+
+    /// `await client.download(url, path)`: streams the body into a file;
+    /// returns the number of bytes written.
+    #[pyo3(signature = (url, path, **kwargs))]
+    fn download<'py>(
+        &self,
+        py: Python<'py>,
+        url: &Bound<'py, PyAny>,
+        path: PathBuf,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let spec = self.spec(py, "download", "GET", url, kwargs)?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move { inner.download(spec, path).await })
+    }
+
+    /// `await client.fetch_all(requests, ...)`: fetch_all through this client
+    /// (an omitted timeout means the client's).
+    #[pyo3(signature = (
+        requests, *, concurrency = 100, timeout = TimeoutArg::Unset, total_timeout = None,
+        retry = None, return_exceptions = true, progress = None, headers = None, params = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn fetch_all<'py>(
+        slf: &Bound<'py, Self>,
+        requests: &Bound<'py, PyAny>,
+        concurrency: usize,
+        timeout: TimeoutArg,
+        total_timeout: Option<&Bound<'py, PyAny>>,
+        retry: Option<&Bound<'py, Retry>>,
+        return_exceptions: bool,
+        progress: Option<&Bound<'py, PyAny>>,
+        headers: Option<&Bound<'py, PyAny>>,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        crate::http::fetch_all::fetch_all(
+            slf.py(),
+            requests,
+            concurrency,
+            timeout,
+            total_timeout,
+            retry,
+            return_exceptions,
+            Some(slf),
+            progress,
+            headers,
+            params,
+        )
+    }
+
+    /// `async for i, r in client.fetch_iter(requests, ...)`.
+    #[pyo3(signature = (
+        requests, *, concurrency = 100, timeout = TimeoutArg::Unset, total_timeout = None,
+        retry = None, return_exceptions = true, headers = None, params = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn fetch_iter(
+        slf: &Bound<'_, Self>,
+        requests: &Bound<'_, PyAny>,
+        concurrency: usize,
+        timeout: TimeoutArg,
+        total_timeout: Option<&Bound<'_, PyAny>>,
+        retry: Option<&Bound<'_, Retry>>,
+        return_exceptions: bool,
+        headers: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<crate::http::fetch_all::FetchIter> {
+        crate::http::fetch_all::fetch_iter(
+            slf.py(),
+            requests,
+            concurrency,
+            timeout,
+            total_timeout,
+            retry,
+            return_exceptions,
+            Some(slf),
+            headers,
+            params,
+        )
+    }
+
+    /// Closes the client: later requests raise InterfaceError; idle
+    /// connections are dropped with the last reference to the pool.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner
+            .http
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        future_into_py(py, async move { Ok(ReturnNone) })
+    }
+
+    #[getter]
+    fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    #[getter]
+    fn base_url(&self) -> Option<String> {
+        self.inner.base_url.as_ref().map(crate::errors::redact_url)
+    }
+
+    fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, Awaitable>> {
+        let py = slf.py();
+        let me = slf.unbind();
+        future_into_py(py, async move { Ok(me) })
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _args: &Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.close(py)
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.inner.base_url {
+            Some(b) => format!("<fastio.Client base_url={}>", crate::errors::redact_url(b)),
+            None => "<fastio.Client>".to_owned(),
+        }
+    }
+}
+
+impl StreamState {
+    pub async fn open(
+        inner: &Arc<ClientInner>,
+        spec: &RequestSpec,
+    ) -> Result<(Self, ResponseData)> {
+        inner.check_usable()?;
+        let permits = inner.permits(&spec.url).await;
+        let start = Instant::now();
+        let mut resp = inner.send(spec).await?;
+        inner.check_length(&resp, spec)?;
+        let meta = ResponseData {
+            status: resp.status().as_u16(),
+            version: resp.version(),
+            url: Arc::from(crate::errors::redact_url(resp.url())),
+            headers: Arc::new(std::mem::take(resp.headers_mut())),
+            body: Bytes::new(),
+            elapsed: start.elapsed(),
+            from_cache: false,
+        };
+        Ok((
+            StreamState {
+                resp: Some(resp),
+                url: spec.redacted_url(),
+                _permits: permits,
+            },
+            meta,
+        ))
+    }
+
+    pub fn max_body_size(inner: &ClientInner) -> Option<u64> {
+        inner.max_body_size
+    }
+}
+
+pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Client>()?;
+    Ok(())
+}
