@@ -79,6 +79,45 @@ def _exception_types(on: ExceptionTypes | None) -> tuple[type[BaseException], ..
     return types
 
 
+async def _retry_after(
+    first: BaseException,
+    start: float,
+    fn: Callable[..., Awaitable[T]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    policy: Retry,
+    on: tuple[type[BaseException], ...],
+    before_sleep: Callable[[RetryState], Any] | None,
+    sleep: Callable[[float], Awaitable[Any]],
+    statistics: dict[str, Any],
+) -> T:
+    """The slow path, after the first attempt failed with `first`."""
+    idle = 0.0
+    attempt = 1
+    exc = first
+    while True:
+        elapsed = time.monotonic() - start
+        statistics["delay_since_first_attempt"] = elapsed
+        if attempt >= policy.attempts:
+            raise exc
+        delay = policy.delay(attempt)
+        if policy.deadline is not None and elapsed + delay > policy.deadline:
+            raise exc
+        if before_sleep is not None:
+            hook = before_sleep(RetryState(fn, attempt, exc, delay, elapsed))
+            if asyncio.iscoroutine(hook):
+                await hook
+        await sleep(delay)
+        idle += delay
+        statistics["idle_for"] = idle
+        attempt += 1
+        statistics["attempt_number"] = attempt
+        try:
+            return await fn(*args, **kwargs)
+        except on as e:
+            exc = e
+
+
 async def _call_with_retries(
     fn: Callable[..., Awaitable[T]],
     args: tuple[Any, ...],
@@ -90,30 +129,14 @@ async def _call_with_retries(
     statistics: dict[str, Any],
 ) -> T:
     start = time.monotonic()
-    idle = 0.0
-    attempt = 0
-    statistics.clear()
-    statistics.update(attempt_number=0, idle_for=0.0, delay_since_first_attempt=0.0)
-    while True:
-        attempt += 1
-        statistics["attempt_number"] = attempt
-        try:
-            return await fn(*args, **kwargs)
-        except on as exc:
-            elapsed = time.monotonic() - start
-            statistics["delay_since_first_attempt"] = elapsed
-            if attempt >= policy.attempts:
-                raise
-            delay = policy.delay(attempt)
-            if policy.deadline is not None and elapsed + delay > policy.deadline:
-                raise
-            if before_sleep is not None:
-                hook = before_sleep(RetryState(fn, attempt, exc, delay, elapsed))
-                if asyncio.iscoroutine(hook):
-                    await hook
-            await sleep(delay)
-            idle += delay
-            statistics["idle_for"] = idle
+    statistics.update(attempt_number=1, idle_for=0.0, delay_since_first_attempt=0.0)
+    try:
+        return await fn(*args, **kwargs)
+    except on as exc:
+        first = exc
+    return await _retry_after(
+        first, start, fn, args, kwargs, policy, on, before_sleep, sleep, statistics
+    )
 
 
 def retry(
@@ -150,8 +173,14 @@ def retry(
 
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> T:
-            return await _call_with_retries(
-                fn, args, kwargs, chosen, types, before_sleep, sleep, statistics
+            start = time.monotonic()
+            statistics.update(attempt_number=1, idle_for=0.0, delay_since_first_attempt=0.0)
+            try:
+                return await fn(*args, **kwargs)
+            except types as exc:
+                first = exc
+            return await _retry_after(
+                first, start, fn, args, kwargs, chosen, types, before_sleep, sleep, statistics
             )
 
         wrapper.statistics = statistics  # type: ignore[attr-defined]

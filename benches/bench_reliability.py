@@ -1,5 +1,9 @@
-"""Per-call cost of @fastio.monitor vs an undecorated coroutine and vs the
-documents' AsyncPerformanceMonitor (a Python dict-of-lists recorder).
+"""Per-call cost of the reliability wrappers when nothing goes wrong:
+
+- @fastio.monitor vs an undecorated coroutine and vs the documents'
+  AsyncPerformanceMonitor (a Python dict-of-lists recorder);
+- @fastio.retry (no retry happens) vs the bare call and vs tenacity's
+  AsyncRetrying (the usual way to retry async code).
 
 Each variant awaits a trivial coroutine N times in a loop; rounds alternate
 the variants; figures are medians. Overhead = variant - undecorated.
@@ -14,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import tenacity
 import uvloop
 
 import fastio
@@ -65,13 +70,25 @@ async def per_call_ns(fn: Callable[[int], Any]) -> float:
     return (time.perf_counter_ns() - start) / N
 
 
-async def main() -> None:
-    documents = AsyncPerformanceMonitor()
-    variants = {
-        "undecorated": work,
-        "@fastio.monitor": fastio.monitor("bench.work")(work),
-        "documents' AsyncPerformanceMonitor": documents.monitor_async_func("bench.work")(work),
-    }
+def tenacity_wrapped(fn: Callable[[int], Any]) -> Callable[[int], Any]:
+    """tenacity's documented async form: an AsyncRetrying loop per call."""
+
+    async def call(x: int) -> Any:
+        async for attempt in tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(3),
+            wait=tenacity.wait_random_exponential(multiplier=0.1, max=10),
+            reraise=True,
+        ):
+            with attempt:
+                return await fn(x)
+        raise AssertionError("unreachable")
+
+    return call
+
+
+async def table(
+    title: str, variants: dict[str, Callable[[int], Any]], ours: str, peer: str
+) -> None:
     samples: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():
         await per_call_ns(fn)
@@ -80,14 +97,37 @@ async def main() -> None:
             samples[name].append(await per_call_ns(fn))
     med = {k: statistics.median(v) for k, v in samples.items()}
     base = med["undecorated"]
-    print(f"\n### Monitor overhead (uvloop, {N:,} calls x {ROUNDS} rounds, medians)\n")
+    print(f"\n### {title} (uvloop, {N:,} calls x {ROUNDS} rounds, medians)\n")
     print("| variant | ns per call | overhead vs undecorated (ns) |")
     print("|---|---|---|")
     for name, ns in med.items():
         print(f"| {name} | {ns:,.0f} | {ns - base:,.0f} |")
-    ours = med["@fastio.monitor"] - base
-    theirs = med["documents' AsyncPerformanceMonitor"] - base
-    print(f"\n@fastio.monitor overhead is {theirs / ours:.1f}x lower than the documents' monitor")
+    ratio = (med[peer] - base) / (med[ours] - base)
+    print(f"\n{ours} overhead is {ratio:.1f}x lower than {peer}'s")
+
+
+async def main() -> None:
+    documents = AsyncPerformanceMonitor()
+    await table(
+        "Monitor overhead",
+        {
+            "undecorated": work,
+            "@fastio.monitor": fastio.monitor("bench.work")(work),
+            "documents' AsyncPerformanceMonitor": documents.monitor_async_func("bench.work")(work),
+        },
+        "@fastio.monitor",
+        "documents' AsyncPerformanceMonitor",
+    )
+    await table(
+        "Retry wrapper overhead, no retry needed",
+        {
+            "undecorated": work,
+            "@fastio.retry": fastio.retry(attempts=3)(work),
+            "tenacity AsyncRetrying": tenacity_wrapped(work),
+        },
+        "@fastio.retry",
+        "tenacity AsyncRetrying",
+    )
 
 
 if __name__ == "__main__":
