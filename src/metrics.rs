@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Instant;
 
@@ -186,8 +186,11 @@ impl Series {
         self.record(now_ns().saturating_sub(started_ns), outcome);
     }
 
-    /// Records a finished operation that took `ns`.
+    /// Records a finished operation that took `ns` (nothing while metrics are disabled).
     pub fn record(&self, ns: u64, outcome: Outcome) {
+        if !enabled() {
+            return;
+        }
         self.calls.fetch_add(1, Relaxed);
         match outcome {
             Outcome::Ok => {}
@@ -207,6 +210,25 @@ impl Series {
         self.cancelled.store(0, Relaxed);
         self.latency.reset();
     }
+}
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Whether finished operations are recorded (in-flight gauges always count).
+pub fn enabled() -> bool {
+    ENABLED.load(Relaxed)
+}
+
+/// Turns recording on or off process-wide (e.g. to measure its cost).
+#[pyfunction]
+fn enable(on: bool) {
+    ENABLED.store(on, Relaxed);
+}
+
+/// Whether metrics are being recorded.
+#[pyfunction(name = "enabled")]
+fn is_enabled() -> bool {
+    enabled()
 }
 
 /// Nanoseconds on a monotonic clock shared by the whole process.
@@ -591,6 +613,8 @@ pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(render_prometheus, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(reset, m)?)?;
+    m.add_function(wrap_pyfunction!(enable, m)?)?;
+    m.add_function(wrap_pyfunction!(is_enabled, m)?)?;
     Ok(())
 }
 

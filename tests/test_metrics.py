@@ -231,3 +231,21 @@ async def test_aiohttp_app_serves_metrics_and_times_handlers_by_route() -> None:
     assert errors == {"/users/{id}": 0, "/boom": 1}
     in_flight = [s.value for s in families["fastio_http_server_in_flight"].samples]
     assert in_flight and all(v == 0 for v in in_flight)
+
+
+async def test_disabled_metrics_record_nothing() -> None:
+    @fastio.monitor("t.disabled")
+    async def work() -> None:
+        pass
+
+    await work()
+    fastio.metrics.enable(False)
+    try:
+        assert not fastio.metrics.enabled()
+        await work()
+        await work()
+    finally:
+        fastio.metrics.enable(True)
+    await work()
+    s = series("monitor", name="t.disabled")
+    assert (s["count"], s["in_flight"]) == (2, 0)

@@ -141,6 +141,12 @@ def render_prometheus() -> str:
 def snapshot() -> dict[str, list[dict[str, Any]]]:
     """Every metric as plain data: ``{family: [{"labels": {...}, "count", "errors", ...}]}``."""
 
+def enable(on: bool) -> None:
+    """Turn metrics recording on or off process-wide (on by default)."""
+
+def enabled() -> bool:
+    """Whether metrics are being recorded."""
+
 def reset() -> None:
     """Zero every counter and histogram (in-flight gauges keep counting)."""
 

@@ -14,9 +14,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from fastio._fastio import metric_series, render_prometheus, reset, snapshot
+from fastio._fastio import enable, enabled, metric_series, render_prometheus, reset, snapshot
 
-__all__ = ["monitor", "render_prometheus", "report", "reset", "snapshot"]
+__all__ = ["enable", "enabled", "monitor", "render_prometheus", "report", "reset", "snapshot"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
