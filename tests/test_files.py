@@ -419,6 +419,34 @@ async def test_reading_can_be_cancelled(tmp_path: Path) -> None:
     assert len(await fastio.read_jsonl(p)) == 100_000
 
 
+def test_reader_from_before_fork_fails_clearly_in_child(tmp_path: Path) -> None:
+    from conftest import run
+    from test_runtime import fork_and_wait
+
+    p = tmp_path / "f.jsonl"
+    p.write_text('{"a": 1}\n' * 10)
+    it = fastio.iter_jsonl(p, batch_size=2)
+
+    async def first() -> Any:
+        return await it.__anext__()
+
+    assert run(first()) == {"a": 1}
+
+    def child() -> int:
+        async def more() -> None:
+            async for _ in it:
+                pass
+
+        try:
+            run(asyncio.wait_for(more(), 10))
+        except fastio.UsedAfterForkError:
+            # A reader made in the child works.
+            return 0 if run(fastio.read_jsonl(p)) == [{"a": 1}] * 10 else 3
+        return 4
+
+    assert fork_and_wait(child) == 0
+
+
 # ------------------------------------------------------------ big files --
 
 BIG_FILE_CHILD = textwrap.dedent(
