@@ -420,8 +420,9 @@ async def test_reading_can_be_cancelled(tmp_path: Path) -> None:
 
 
 def test_reader_from_before_fork_fails_clearly_in_child(tmp_path: Path) -> None:
-    from conftest import run
     from test_runtime import fork_and_wait
+
+    from conftest import run
 
     p = tmp_path / "f.jsonl"
     p.write_text('{"a": 1}\n' * 10)
