@@ -4,6 +4,7 @@ results, the same file contents and the same exception types."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 from typing import Any
@@ -250,3 +251,13 @@ async def test_unflushed_writes_reach_the_file_on_close(tmp_path: Path) -> None:
         for i in range(1000):
             await f.write(f"line {i}\n")
     assert p.read_text() == "".join(f"line {i}\n" for i in range(1000))
+
+
+async def test_buffered_answers_work_with_tasks_gather_and_wait_for(tmp_path: Path) -> None:
+    p = tmp_path / "g.txt"
+    p.write_text("a\nb\nc\nd\n")
+    async with fastio.aiofiles.open(p) as f:
+        assert await asyncio.wait_for(f.readline(), 5) == "a\n"  # answered from the buffer
+        assert await asyncio.gather(f.readline(), f.readline()) == ["b\n", "c\n"]
+        assert await asyncio.create_task(f.readline()) == "d\n"
+        assert await asyncio.wait_for(f.readline(), 5) == ""
