@@ -161,6 +161,13 @@ async def test_writes_are_the_same(tmp_path: Path, mode: str) -> None:
     await both(tmp_path, existing, mode, ops)
 
 
+@pytest.mark.parametrize("mode", ["a", "a+", "ab", "a+b"])
+async def test_append_mode_starts_at_the_end_like_open(tmp_path: Path, mode: str) -> None:
+    data = "more\n" if "b" not in mode else b"more\n"
+    ops = [("tell",), ("write", data), ("tell",), ("seek", 0), ("write", data), ("tell",)]
+    assert (await both(tmp_path, b"existing\n", mode, ops))[0] == 9
+
+
 async def test_newline_translation_on_write_is_the_same(tmp_path: Path) -> None:
     for newline in (None, "", "\n", "\r", "\r\n"):
         await both(tmp_path, None, "w", [("write", "a\nb\r\nc\n"), ("tell",)], newline=newline)

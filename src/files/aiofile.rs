@@ -586,7 +586,11 @@ impl _AsyncFile {
                 } else {
                     opts.create(create).truncate(truncate);
                 }
-                let file = opts.open(&path).map_err(|e| io_err(e, &path))?;
+                let mut file = opts.open(&path).map_err(|e| io_err(e, &path))?;
+                if append {
+                    // Like io.FileIO: an append-mode file starts at its end.
+                    file.seek(SeekFrom::End(0)).map_err(|e| io_err(e, &path))?;
+                }
                 // open() refuses directories even where the OS allows reading them.
                 let meta = file.metadata().map_err(|e| io_err(e, &path))?;
                 if meta.is_dir() {
@@ -731,12 +735,22 @@ impl _AsyncFile {
 
     fn tell<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.alive()?;
+        // A text file's tell() flushes first, as TextIOWrapper's does (it
+        // matters in append mode, where the OS decides where writes land).
+        let text = self.text.is_some();
         if let Ok(mut st) = self.state.try_lock() {
-            let at = st.tell()?;
-            drop(st);
-            return Ok(ready(py, Out::Int(at).into_pyobject(py)?)?.into_any());
+            if !(text && !st.wbuf.is_empty()) {
+                let at = st.tell()?;
+                drop(st);
+                return Ok(ready(py, Out::Int(at).into_pyobject(py)?)?.into_any());
+            }
         }
-        self.blocking_op(py, |st| Ok(Out::Int(st.tell()?)))
+        self.blocking_op(py, move |st| {
+            if text {
+                st.flush_writes()?;
+            }
+            Ok(Out::Int(st.tell()?))
+        })
     }
 
     #[pyo3(signature = (size = None))]
