@@ -739,7 +739,7 @@ impl _AsyncFile {
         // matters in append mode, where the OS decides where writes land).
         let text = self.text.is_some();
         if let Ok(mut st) = self.state.try_lock() {
-            if !(text && !st.wbuf.is_empty()) {
+            if !text || st.wbuf.is_empty() {
                 let at = st.tell()?;
                 drop(st);
                 return Ok(ready(py, Out::Int(at).into_pyobject(py)?)?.into_any());
