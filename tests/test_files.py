@@ -167,9 +167,15 @@ async def test_invalid_utf8_is_unicode_decode_error(tmp_path: Path) -> None:
     assert info.value.object == b"ab\xffcd"
 
 
-def test_bad_path_argument_is_type_error() -> None:
+async def test_bad_path_argument_is_type_error_naming_the_function() -> None:
     with pytest.raises(TypeError, match=r"read_text\(\): path must be a str or os.PathLike"):
         fastio.read_text(42)
+    with pytest.raises(TypeError, match=r"read_jsonl\(\): path must be a str or os.PathLike"):
+        await fastio.read_jsonl(42)
+    with pytest.raises(TypeError, match=r"iter_jsonl\(\): path must be a str or os.PathLike"):
+        fastio.iter_jsonl(None)
+    with pytest.raises(TypeError, match=r"write_jsonl\(\): path must be a str or os.PathLike"):
+        await fastio.write_jsonl(1.5, [])
 
 
 # ----------------------------------------------------------- JSON lines --

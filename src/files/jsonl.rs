@@ -265,14 +265,15 @@ struct _JsonlReader {
 #[pymethods]
 impl _JsonlReader {
     #[new]
-    #[pyo3(signature = (path, batch_size = 4096, errors = "raise", prefetch = 2))]
+    #[pyo3(signature = (path, batch_size = 4096, errors = "raise", prefetch = 2, func = "iter_jsonl"))]
     fn new(
         path: &Bound<'_, PyAny>,
         batch_size: usize,
         errors: &str,
         prefetch: usize,
+        func: &str,
     ) -> PyResult<Self> {
-        let path = path_arg("iter_jsonl", path)?;
+        let path = path_arg(func, path)?;
         if batch_size == 0 {
             return Err(Error::InvalidArgument("batch_size must be at least 1".into()).into());
         }
