@@ -414,6 +414,22 @@ async def test_write_jsonl_takes_generators_appends_and_stays_atomic(tmp_path: P
     assert sorted(os.listdir(tmp_path)) == ["gen.jsonl"]
 
 
+async def test_reading_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    import gc
+
+    p = tmp_path / "gc.jsonl"
+    await fastio.write_jsonl(p, [{"a": [i]} for i in range(20_000)])
+    assert gc.isenabled()
+    assert len(await fastio.read_jsonl(p)) == 20_000
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert len([r async for r in fastio.iter_jsonl(p)]) == 20_000
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 async def test_reading_can_be_cancelled(tmp_path: Path) -> None:
     p = tmp_path / "c.jsonl"
     await fastio.write_jsonl(p, ({"i": i, "pad": "x" * 100} for i in range(100_000)))
