@@ -4,6 +4,7 @@ results, the same file contents and the same exception types."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,13 @@ async def test_writes_are_the_same(tmp_path: Path, mode: str) -> None:
     await both(tmp_path, existing, mode, ops)
 
 
+@pytest.mark.parametrize("mode", ["a", "a+", "ab", "a+b"])
+async def test_append_mode_starts_at_the_end_like_open(tmp_path: Path, mode: str) -> None:
+    data = "more\n" if "b" not in mode else b"more\n"
+    ops = [("tell",), ("write", data), ("tell",), ("seek", 0), ("write", data), ("tell",)]
+    assert (await both(tmp_path, b"existing\n", mode, ops))[0] == 9
+
+
 async def test_newline_translation_on_write_is_the_same(tmp_path: Path) -> None:
     for newline in (None, "", "\n", "\r", "\r\n"):
         await both(tmp_path, None, "w", [("write", "a\nb\r\nc\n"), ("tell",)], newline=newline)
@@ -250,3 +258,13 @@ async def test_unflushed_writes_reach_the_file_on_close(tmp_path: Path) -> None:
         for i in range(1000):
             await f.write(f"line {i}\n")
     assert p.read_text() == "".join(f"line {i}\n" for i in range(1000))
+
+
+async def test_buffered_answers_work_with_tasks_gather_and_wait_for(tmp_path: Path) -> None:
+    p = tmp_path / "g.txt"
+    p.write_text("a\nb\nc\nd\n")
+    async with fastio.aiofiles.open(p) as f:
+        assert await asyncio.wait_for(f.readline(), 5) == "a\n"  # answered from the buffer
+        assert await asyncio.gather(f.readline(), f.readline()) == ["b\n", "c\n"]
+        assert await asyncio.create_task(f.readline()) == "d\n"
+        assert await asyncio.wait_for(f.readline(), 5) == ""

@@ -167,9 +167,15 @@ async def test_invalid_utf8_is_unicode_decode_error(tmp_path: Path) -> None:
     assert info.value.object == b"ab\xffcd"
 
 
-def test_bad_path_argument_is_type_error() -> None:
+async def test_bad_path_argument_is_type_error_naming_the_function() -> None:
     with pytest.raises(TypeError, match=r"read_text\(\): path must be a str or os.PathLike"):
         fastio.read_text(42)
+    with pytest.raises(TypeError, match=r"read_jsonl\(\): path must be a str or os.PathLike"):
+        await fastio.read_jsonl(42)
+    with pytest.raises(TypeError, match=r"iter_jsonl\(\): path must be a str or os.PathLike"):
+        fastio.iter_jsonl(None)
+    with pytest.raises(TypeError, match=r"write_jsonl\(\): path must be a str or os.PathLike"):
+        await fastio.write_jsonl(1.5, [])
 
 
 # ----------------------------------------------------------- JSON lines --
@@ -408,6 +414,22 @@ async def test_write_jsonl_takes_generators_appends_and_stays_atomic(tmp_path: P
     assert sorted(os.listdir(tmp_path)) == ["gen.jsonl"]
 
 
+async def test_reading_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    import gc
+
+    p = tmp_path / "gc.jsonl"
+    await fastio.write_jsonl(p, [{"a": [i]} for i in range(20_000)])
+    assert gc.isenabled()
+    assert len(await fastio.read_jsonl(p)) == 20_000
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert len([r async for r in fastio.iter_jsonl(p)]) == 20_000
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 async def test_reading_can_be_cancelled(tmp_path: Path) -> None:
     p = tmp_path / "c.jsonl"
     await fastio.write_jsonl(p, ({"i": i, "pad": "x" * 100} for i in range(100_000)))
@@ -417,6 +439,35 @@ async def test_reading_can_be_cancelled(tmp_path: Path) -> None:
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(fastio.read_jsonl(p), timeout=0.0001)
     assert len(await fastio.read_jsonl(p)) == 100_000
+
+
+def test_reader_from_before_fork_fails_clearly_in_child(tmp_path: Path) -> None:
+    from test_runtime import fork_and_wait
+
+    from conftest import run
+
+    p = tmp_path / "f.jsonl"
+    p.write_text('{"a": 1}\n' * 10)
+    it = fastio.iter_jsonl(p, batch_size=2)
+
+    async def first() -> Any:
+        return await it.__anext__()
+
+    assert run(first()) == {"a": 1}
+
+    def child() -> int:
+        async def more() -> None:
+            async for _ in it:
+                pass
+
+        try:
+            run(asyncio.wait_for(more(), 10))
+        except fastio.UsedAfterForkError:
+            # A reader made in the child works.
+            return 0 if run(fastio.read_jsonl(p)) == [{"a": 1}] * 10 else 3
+        return 4
+
+    assert fork_and_wait(child) == 0
 
 
 # ------------------------------------------------------------ big files --

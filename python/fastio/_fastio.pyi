@@ -195,7 +195,12 @@ def append_text(
 
 class _JsonlReader:
     def __init__(
-        self, path: _Path, batch_size: int = 4096, errors: str = "raise", prefetch: int = 2
+        self,
+        path: _Path,
+        batch_size: int = 4096,
+        errors: str = "raise",
+        prefetch: int = 2,
+        func: str = "iter_jsonl",
     ) -> None: ...
     def next_batch(self) -> Awaitable[tuple[list[Any], list[Exception]] | None]: ...
 

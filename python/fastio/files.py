@@ -68,7 +68,7 @@ async def read_jsonl(
     ``"collect"`` drops them and returns a ``JsonlRecords`` list whose
     ``errors`` holds those exceptions.
     """
-    reader = _JsonlReader(path, _READ_ALL_BATCH, errors, _READ_ALL_PREFETCH)
+    reader = _JsonlReader(path, _READ_ALL_BATCH, errors, _READ_ALL_PREFETCH, "read_jsonl")
     records: list[Any] = []
     bad: list[Exception] = []
     while True:

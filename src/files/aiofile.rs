@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyType};
 
 use super::{blocking, decode, encode, io_err, path_arg};
 use crate::errors::{Error, Result};
-use crate::runtime::{future_into_py, ready, ReturnNone};
+use crate::runtime::{check_fork, future_into_py, generation, ready, ReturnNone};
 
 const CHUNK: usize = 1 << 18;
 const WRITE_BUFFER: usize = 1 << 18;
@@ -286,6 +286,9 @@ pub(crate) struct _AsyncFile {
     readable: bool,
     writable: bool,
     fd: i32,
+    /// Fork generation at creation: in a forked child the state lock may be
+    /// held by a parent thread that does not exist there.
+    born: u64,
 }
 
 fn lock(m: &Mutex<FileState>) -> MutexGuard<'_, FileState> {
@@ -387,7 +390,12 @@ impl ReadReq {
 
 impl _AsyncFile {
     /// Answers from the buffer if it can (a `Ready`), else on a blocking thread.
+    fn alive(&self) -> Result<()> {
+        check_fork(self.born, "this file")
+    }
+
     fn read_op<'py>(&self, py: Python<'py>, req: ReadReq) -> PyResult<Bound<'py, PyAny>> {
+        self.alive()?;
         if !self.readable {
             return Err(unsupported(py, "not readable"));
         }
@@ -419,6 +427,7 @@ impl _AsyncFile {
     where
         F: FnOnce(&mut FileState) -> Result<Out> + Send + 'static,
     {
+        self.alive()?;
         let state = Arc::clone(&self.state);
         Ok(future_into_py(py, async move {
             blocking(move || {
@@ -485,6 +494,7 @@ impl _AsyncFile {
         chunks: Vec<Vec<u8>>,
         result: Out,
     ) -> PyResult<Bound<'py, PyAny>> {
+        self.alive()?;
         if !self.writable {
             return Err(unsupported(py, "not writable"));
         }
@@ -576,7 +586,11 @@ impl _AsyncFile {
                 } else {
                     opts.create(create).truncate(truncate);
                 }
-                let file = opts.open(&path).map_err(|e| io_err(e, &path))?;
+                let mut file = opts.open(&path).map_err(|e| io_err(e, &path))?;
+                if append {
+                    // Like io.FileIO: an append-mode file starts at its end.
+                    file.seek(SeekFrom::End(0)).map_err(|e| io_err(e, &path))?;
+                }
                 // open() refuses directories even where the OS allows reading them.
                 let meta = file.metadata().map_err(|e| io_err(e, &path))?;
                 if meta.is_dir() {
@@ -605,6 +619,7 @@ impl _AsyncFile {
                 readable: read,
                 writable: write || append,
                 fd,
+                born: generation(),
             })
         })?
         .into_any())
@@ -659,6 +674,7 @@ impl _AsyncFile {
     }
 
     fn flush<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.alive()?;
         if let Ok(st) = self.state.try_lock() {
             if st.file.is_none() {
                 return Err(closed_err().into());
@@ -718,12 +734,23 @@ impl _AsyncFile {
     }
 
     fn tell<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.alive()?;
+        // A text file's tell() flushes first, as TextIOWrapper's does (it
+        // matters in append mode, where the OS decides where writes land).
+        let text = self.text.is_some();
         if let Ok(mut st) = self.state.try_lock() {
-            let at = st.tell()?;
-            drop(st);
-            return Ok(ready(py, Out::Int(at).into_pyobject(py)?)?.into_any());
+            if !text || st.wbuf.is_empty() {
+                let at = st.tell()?;
+                drop(st);
+                return Ok(ready(py, Out::Int(at).into_pyobject(py)?)?.into_any());
+            }
         }
-        self.blocking_op(py, |st| Ok(Out::Int(st.tell()?)))
+        self.blocking_op(py, move |st| {
+            if text {
+                st.flush_writes()?;
+            }
+            Ok(Out::Int(st.tell()?))
+        })
     }
 
     #[pyo3(signature = (size = None))]
@@ -746,6 +773,7 @@ impl _AsyncFile {
 
     /// Flushes and closes; closing twice is fine.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.alive()?;
         let state = Arc::clone(&self.state);
         Ok(future_into_py(py, async move {
             blocking(move || {

@@ -16,7 +16,7 @@ use super::parse::Tape;
 use super::topy::{new_list, without_gc, Builder};
 use super::{is_gzip, path_arg, AtomicTarget};
 use crate::errors::{Error, Result};
-use crate::runtime::{future_into_py, Awaitable, ReturnNone};
+use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
 
 /// What to do with a line that is not valid JSON (or not UTF-8).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -257,19 +257,23 @@ struct _JsonlReader {
     /// The producer's arguments until the first `next_batch()` starts it.
     pending: Mutex<Option<ProducerArgs>>,
     rx: Receiver,
+    /// Fork generation at creation: the read-ahead thread does not exist in
+    /// a forked child, so waiting on it there would hang.
+    born: u64,
 }
 
 #[pymethods]
 impl _JsonlReader {
     #[new]
-    #[pyo3(signature = (path, batch_size = 4096, errors = "raise", prefetch = 2))]
+    #[pyo3(signature = (path, batch_size = 4096, errors = "raise", prefetch = 2, func = "iter_jsonl"))]
     fn new(
         path: &Bound<'_, PyAny>,
         batch_size: usize,
         errors: &str,
         prefetch: usize,
+        func: &str,
     ) -> PyResult<Self> {
-        let path = path_arg("iter_jsonl", path)?;
+        let path = path_arg(func, path)?;
         if batch_size == 0 {
             return Err(Error::InvalidArgument("batch_size must be at least 1".into()).into());
         }
@@ -278,11 +282,13 @@ impl _JsonlReader {
         Ok(_JsonlReader {
             pending: Mutex::new(Some((path, batch_size, on_error, tx))),
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            born: generation(),
         })
     }
 
     /// The next `(records, errors)` batch, or None at the end of the file.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
+        check_fork(self.born, "this JSON-lines reader")?;
         let start = self
             .pending
             .lock()
@@ -340,6 +346,7 @@ struct _JsonlWriter {
     append: bool,
     atomic: bool,
     ensure_ascii: bool,
+    born: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -398,6 +405,7 @@ impl _JsonlWriter {
             append,
             atomic,
             ensure_ascii,
+            born: generation(),
         })
     }
 
@@ -408,6 +416,7 @@ impl _JsonlWriter {
         py: Python<'py>,
         records: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, Awaitable>> {
+        check_fork(self.born, "this JSON-lines writer")?;
         let mut dumper = Dumper::new(self.ensure_ascii);
         let seq = records.try_iter()?;
         for rec in seq {
@@ -438,6 +447,7 @@ impl _JsonlWriter {
     /// place). With `commit=False`, discards it (atomic: removes the temp file).
     #[pyo3(signature = (commit = true))]
     fn close<'py>(&self, py: Python<'py>, commit: bool) -> PyResult<Bound<'py, Awaitable>> {
+        check_fork(self.born, "this JSON-lines writer")?;
         let state = Arc::clone(&self.state);
         let (path, append, atomic) = (self.path.clone(), self.append, self.atomic);
         future_into_py(py, async move {

@@ -239,9 +239,18 @@ pub(crate) fn without_gc<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> 
         return f();
     }
     gc.call_method0(pyo3::intern!(py, "disable"))?;
-    let out = f();
-    gc.call_method0(pyo3::intern!(py, "enable"))?;
-    out
+    // Re-enabled on every way out, a panic included.
+    struct Resume<'a, 'py>(&'a Bound<'py, PyModule>);
+    impl Drop for Resume<'_, '_> {
+        fn drop(&mut self) {
+            let py = self.0.py();
+            if let Err(e) = self.0.call_method0(pyo3::intern!(py, "enable")) {
+                e.write_unraisable(py, None);
+            }
+        }
+    }
+    let _resume = Resume(gc);
+    f()
 }
 
 /// A new list of `n` empty slots, to be filled with `Builder::fill_list`.
