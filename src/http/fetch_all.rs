@@ -143,7 +143,11 @@ impl Batch {
                         Ok(spec) => spec,
                         Err(e) => return (i, Err(e)),
                     };
-                    let fut = client.execute(spec, retry.as_deref());
+                    // Each request is its own tokio task, so several worker
+                    // threads share a batch; aborted when the batch is dropped.
+                    let fut = SpawnedRequest(tokio::spawn(async move {
+                        client.execute(spec, retry.as_deref()).await
+                    }));
                     let out = match deadline {
                         Some(d) => match tokio::time::timeout_at(d, fut).await {
                             Ok(r) => r,
@@ -161,6 +165,33 @@ impl Batch {
                 }
             })
             .buffer_unordered(self.concurrency)
+    }
+}
+
+/// A spawned request: its task is aborted if this handle is dropped first
+/// (cancelling a batch cancels every request in it).
+struct SpawnedRequest(tokio::task::JoinHandle<Outcome>);
+
+impl std::future::Future for SpawnedRequest {
+    type Output = Outcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(out) => out,
+                Err(e) if e.is_panic() => Err(Error::from_panic(e.into_panic())),
+                Err(_) => Err(Error::Interface("the request was cancelled".into())),
+            })
+    }
+}
+
+impl Drop for SpawnedRequest {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
