@@ -543,6 +543,17 @@ async def test_fetch_iter_errors_and_early_exit(http_server: Any) -> None:
     assert wait_open_at_most(u, conns) <= conns
 
 
+async def test_fetch_iter_return_exceptions_false(http_server: Any) -> None:
+    u = http_server.url
+    base = await wait_live_tasks(0)
+    it = fastio.fetch_iter(["bad url"] + [f"{u}/hang-headers"] * 3, return_exceptions=False)
+    with pytest.raises(fastio.InvalidURL):
+        async for _ in it:
+            pass
+    assert [x async for x in it] == []  # over after the error
+    assert await wait_live_tasks(base) == base  # the hung requests were cancelled
+
+
 async def test_fetch_iter_memory_is_bounded(http_server: Any) -> None:
     # A slow consumer: the producer must wait (channel full), not fetch ahead.
     sync_get(f"{http_server.url}/concurrency/reset")

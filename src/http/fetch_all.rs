@@ -399,10 +399,19 @@ type Driver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 #[pyclass(frozen, module = "fastio._fastio")]
 pub struct FetchIter {
     driver: Mutex<Option<Driver>>,
-    abort: Mutex<Option<AbortHandle>>,
+    abort: Arc<Mutex<Option<AbortHandle>>>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Item>>>,
     buffer: Arc<Mutex<VecDeque<Item>>>,
     return_exceptions: bool,
+    /// Set once an error was raised (`return_exceptions=False`): the
+    /// iteration is over and the remaining requests are cancelled.
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn abort_driver(abort: &Mutex<Option<AbortHandle>>) {
+    if let Some(a) = abort.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        a.abort();
+    }
 }
 
 const BATCH_MAX: usize = 1024;
@@ -420,18 +429,17 @@ impl FetchIter {
         });
         FetchIter {
             driver: Mutex::new(Some(driver)),
-            abort: Mutex::new(None),
+            abort: Arc::new(Mutex::new(None)),
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
             buffer: Arc::new(Mutex::new(VecDeque::new())),
             return_exceptions,
+            failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
     fn stop(&self) {
         self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(a) = self.abort.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            a.abort();
-        }
+        abort_driver(&self.abort);
     }
 }
 
@@ -504,6 +512,16 @@ impl FetchIter {
     }
 
     fn __anext__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        use std::sync::atomic::Ordering;
+        if self.failed.load(Ordering::Acquire) {
+            self.stop();
+            self.buffer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            let end = Err(stop_async_iteration().into_pyerr(py));
+            return Ok(Py::new(py, Ready { value: Some(end) })?.into_any());
+        }
         if let Some(fut) = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let handle = crate::runtime::handle()?;
             let task = handle.spawn(fut);
@@ -515,6 +533,10 @@ impl FetchIter {
             .unwrap_or_else(|p| p.into_inner())
             .pop_front();
         if let Some(item) = buffered {
+            if !self.return_exceptions && item.1.is_err() {
+                self.failed.store(true, Ordering::Release);
+                self.stop();
+            }
             let value = ItemOut {
                 item,
                 return_exceptions: self.return_exceptions,
@@ -526,11 +548,16 @@ impl FetchIter {
         let rx = Arc::clone(&self.rx);
         let buffer = Arc::clone(&self.buffer);
         let return_exceptions = self.return_exceptions;
+        let (failed, abort) = (Arc::clone(&self.failed), Arc::clone(&self.abort));
         let fut = future_into_py(py, async move {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else {
                 return Err(stop_async_iteration());
             };
+            if !return_exceptions && first.1.is_err() {
+                failed.store(true, Ordering::Release);
+                abort_driver(&abort);
+            }
             let mut buf = buffer.lock().unwrap_or_else(|p| p.into_inner());
             while buf.len() < BATCH_MAX {
                 match rx.try_recv() {
