@@ -4,6 +4,7 @@
 //! a bounded channel (so memory stays bounded when the consumer keeps up).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,12 +37,32 @@ enum Progress {
     Callback {
         cb: Py<PyAny>,
         event_loop: Option<Py<PyAny>>,
+        tick: Py<ProgressTick>,
+        finished: Arc<AtomicBool>,
     },
     /// `progress=True`: a bar on stderr.
     Bar,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// An intermediate progress call scheduled on the loop; dropped if it runs
+/// after the final `(total, total)` call, so the callback never goes backwards.
+#[pyclass(frozen, module = "fastio._fastio")]
+struct ProgressTick {
+    cb: Py<PyAny>,
+    finished: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl ProgressTick {
+    fn __call__(&self, py: Python<'_>, done: usize, total: usize) -> PyResult<()> {
+        if self.finished.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.cb.bind(py).call1((done, total)).map(|_| ())
+    }
+}
 
 impl Progress {
     fn parse(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
@@ -68,9 +89,19 @@ impl Progress {
             .call_method0("get_running_loop")
             .ok()
             .map(Bound::unbind);
+        let finished = Arc::new(AtomicBool::new(false));
+        let tick = Py::new(
+            py,
+            ProgressTick {
+                cb: obj.clone().unbind(),
+                finished: Arc::clone(&finished),
+            },
+        )?;
         Ok(Progress::Callback {
             cb: obj.clone().unbind(),
             event_loop,
+            tick,
+            finished,
         })
     }
 
@@ -79,11 +110,16 @@ impl Progress {
         match self {
             Progress::None => {}
             Progress::Bar => eprint!("\r{}", bar(done, total)),
-            Progress::Callback { cb, event_loop } => Python::attach(|py| {
+            Progress::Callback {
+                cb,
+                event_loop,
+                tick,
+                ..
+            } => Python::attach(|py| {
                 let res = match event_loop {
                     Some(l) => l
                         .bind(py)
-                        .call_method1(intern!(py, "call_soon_threadsafe"), (cb, done, total))
+                        .call_method1(intern!(py, "call_soon_threadsafe"), (tick, done, total))
                         .map(|_| ()),
                     None => cb.bind(py).call1((done, total)).map(|_| ()),
                 };
@@ -102,7 +138,10 @@ impl Progress {
                 eprintln!("\r{}", bar(done, total));
                 Ok(())
             }
-            Progress::Callback { cb, .. } => cb.bind(py).call1((done, total)).map(|_| ()),
+            Progress::Callback { cb, finished, .. } => {
+                finished.store(true, Ordering::Release);
+                cb.bind(py).call1((done, total)).map(|_| ())
+            }
         }
     }
 }
@@ -405,7 +444,7 @@ pub struct FetchIter {
     return_exceptions: bool,
     /// Set once an error was raised (`return_exceptions=False`): the
     /// iteration is over and the remaining requests are cancelled.
-    failed: Arc<std::sync::atomic::AtomicBool>,
+    failed: Arc<AtomicBool>,
 }
 
 fn abort_driver(abort: &Mutex<Option<AbortHandle>>) {
@@ -433,7 +472,7 @@ impl FetchIter {
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
             buffer: Arc::new(Mutex::new(VecDeque::new())),
             return_exceptions,
-            failed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            failed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -512,7 +551,6 @@ impl FetchIter {
     }
 
     fn __anext__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        use std::sync::atomic::Ordering;
         if self.failed.load(Ordering::Acquire) {
             self.stop();
             self.buffer
@@ -585,5 +623,6 @@ pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fetch_iter, m)?)?;
     m.add_class::<FetchIter>()?;
     m.add_class::<Ready>()?;
+    m.add_class::<ProgressTick>()?;
     Ok(())
 }
