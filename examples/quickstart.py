@@ -1,8 +1,8 @@
 """fastio quickstart: runs with no external service.
 
-At this stage fastio ships its runtime and asyncio bridge; this program shows
-that fastio awaitables behave like asyncio's own coroutines: they run
-concurrently, honour timeouts and cancellation, and raise typed exceptions.
+It shows that fastio awaitables behave like asyncio's own coroutines (they run
+concurrently, honour timeouts and cancellation, raise typed exceptions), then
+fetches from a small aiohttp server it starts itself with fastio.fetch_all.
 """
 
 from __future__ import annotations
@@ -10,7 +10,35 @@ from __future__ import annotations
 import asyncio
 import time
 
+from aiohttp import web
+
 import fastio
+
+
+async def item(request: web.Request) -> web.Response:
+    await asyncio.sleep(0.01)
+    return web.json_response({"item": int(request.match_info["n"])})
+
+
+async def http_demo() -> None:
+    app = web.Application()
+    app.router.add_get("/item/{n}", item)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        urls = [f"{base}/item/{n}" for n in range(500)] + ["not a url"]
+        start = time.perf_counter()
+        results = await fastio.fetch_all(urls, concurrency=50)
+        ok = [r.json()["item"] for r in results if isinstance(r, fastio.Response)]
+        errors = [type(r).__name__ for r in results if isinstance(r, BaseException)]
+        print(
+            f"fetch_all: {len(ok)} responses in order: {ok == list(range(500))}, "
+            f"errors {errors}, {time.perf_counter() - start:.2f}s"
+        )
+    finally:
+        await runner.cleanup()
 
 
 async def main() -> None:
@@ -37,6 +65,8 @@ async def main() -> None:
         print(f"{type(e).__name__}: {e}")
 
     print(f"tokio worker threads: {fastio.runtime_worker_threads()}")
+
+    await http_demo()
 
 
 if __name__ == "__main__":

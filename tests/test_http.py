@@ -543,6 +543,17 @@ async def test_fetch_iter_errors_and_early_exit(http_server: Any) -> None:
     assert wait_open_at_most(u, conns) <= conns
 
 
+async def test_fetch_iter_return_exceptions_false(http_server: Any) -> None:
+    u = http_server.url
+    base = await wait_live_tasks(0)
+    it = fastio.fetch_iter(["bad url"] + [f"{u}/hang-headers"] * 3, return_exceptions=False)
+    with pytest.raises(fastio.InvalidURL):
+        async for _ in it:
+            pass
+    assert [x async for x in it] == []  # over after the error
+    assert await wait_live_tasks(base) == base  # the hung requests were cancelled
+
+
 async def test_fetch_iter_memory_is_bounded(http_server: Any) -> None:
     # A slow consumer: the producer must wait (channel full), not fetch ahead.
     sync_get(f"{http_server.url}/concurrency/reset")
@@ -682,3 +693,65 @@ def test_module_level_client_survives_fork(http_server: Any) -> None:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.fixture(scope="module")
+def h2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """hypercorn (HTTP/2 over TLS via ALPN) with a trustme certificate, in a thread."""
+    trustme = pytest.importorskip("trustme")
+    pytest.importorskip("hypercorn")
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    tmp = tmp_path_factory.mktemp("h2")
+    ca.cert_pem.write_to_path(str(tmp / "ca.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp / "key.pem"))
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = json.dumps({"http_version": scope["http_version"]}).encode()
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile = str(tmp / "cert.pem")
+    config.keyfile = str(tmp / "key.pem")
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.accesslog = None
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        loop.run_until_complete(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"https://localhost:{port}", str(tmp / "ca.pem")
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(10)
+    loop.close()
+
+
+async def test_http2_when_the_server_supports_it(h2_server: tuple[str, str]) -> None:
+    url, ca_file = h2_server
+    client = fastio.Client(http2=True, ca_file=ca_file)
+    r = await client.get(f"{url}/")
+    assert r.http_version == "HTTP/2" and r.json() == {"http_version": "2"}
+    rs = await client.fetch_all([f"{url}/x"] * 50, concurrency=50)
+    assert all(x.http_version == "HTTP/2" for x in rs)
+    r = await fastio.Client(ca_file=ca_file).get(f"{url}/")  # http2=False: HTTP/1.1 only
+    assert r.http_version == "HTTP/1.1" and r.json() == {"http_version": "1.1"}

@@ -35,3 +35,4 @@ def test_quickstart_runs() -> None:
     assert "gathered [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]" in proc.stdout
     assert "wait_for timed out" in proc.stdout
     assert "task group: ['task 0', 'task 1', 'task 2']" in proc.stdout
+    assert "fetch_all: 500 responses in order: True, errors ['InvalidURL']" in proc.stdout

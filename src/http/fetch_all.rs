@@ -4,6 +4,7 @@
 //! a bounded channel (so memory stays bounded when the consumer keeps up).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,12 +37,32 @@ enum Progress {
     Callback {
         cb: Py<PyAny>,
         event_loop: Option<Py<PyAny>>,
+        tick: Py<ProgressTick>,
+        finished: Arc<AtomicBool>,
     },
     /// `progress=True`: a bar on stderr.
     Bar,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// An intermediate progress call scheduled on the loop; dropped if it runs
+/// after the final `(total, total)` call, so the callback never goes backwards.
+#[pyclass(frozen, module = "fastio._fastio")]
+struct ProgressTick {
+    cb: Py<PyAny>,
+    finished: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl ProgressTick {
+    fn __call__(&self, py: Python<'_>, done: usize, total: usize) -> PyResult<()> {
+        if self.finished.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.cb.bind(py).call1((done, total)).map(|_| ())
+    }
+}
 
 impl Progress {
     fn parse(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
@@ -68,9 +89,19 @@ impl Progress {
             .call_method0("get_running_loop")
             .ok()
             .map(Bound::unbind);
+        let finished = Arc::new(AtomicBool::new(false));
+        let tick = Py::new(
+            py,
+            ProgressTick {
+                cb: obj.clone().unbind(),
+                finished: Arc::clone(&finished),
+            },
+        )?;
         Ok(Progress::Callback {
             cb: obj.clone().unbind(),
             event_loop,
+            tick,
+            finished,
         })
     }
 
@@ -79,11 +110,16 @@ impl Progress {
         match self {
             Progress::None => {}
             Progress::Bar => eprint!("\r{}", bar(done, total)),
-            Progress::Callback { cb, event_loop } => Python::attach(|py| {
+            Progress::Callback {
+                cb,
+                event_loop,
+                tick,
+                ..
+            } => Python::attach(|py| {
                 let res = match event_loop {
                     Some(l) => l
                         .bind(py)
-                        .call_method1(intern!(py, "call_soon_threadsafe"), (cb, done, total))
+                        .call_method1(intern!(py, "call_soon_threadsafe"), (tick, done, total))
                         .map(|_| ()),
                     None => cb.bind(py).call1((done, total)).map(|_| ()),
                 };
@@ -102,7 +138,10 @@ impl Progress {
                 eprintln!("\r{}", bar(done, total));
                 Ok(())
             }
-            Progress::Callback { cb, .. } => cb.bind(py).call1((done, total)).map(|_| ()),
+            Progress::Callback { cb, finished, .. } => {
+                finished.store(true, Ordering::Release);
+                cb.bind(py).call1((done, total)).map(|_| ())
+            }
         }
     }
 }
@@ -143,7 +182,11 @@ impl Batch {
                         Ok(spec) => spec,
                         Err(e) => return (i, Err(e)),
                     };
-                    let fut = client.execute(spec, retry.as_deref());
+                    // Each request is its own tokio task, so several worker
+                    // threads share a batch; aborted when the batch is dropped.
+                    let fut = SpawnedRequest(tokio::spawn(async move {
+                        client.execute(spec, retry.as_deref()).await
+                    }));
                     let out = match deadline {
                         Some(d) => match tokio::time::timeout_at(d, fut).await {
                             Ok(r) => r,
@@ -161,6 +204,33 @@ impl Batch {
                 }
             })
             .buffer_unordered(self.concurrency)
+    }
+}
+
+/// A spawned request: its task is aborted if this handle is dropped first
+/// (cancelling a batch cancels every request in it).
+struct SpawnedRequest(tokio::task::JoinHandle<Outcome>);
+
+impl std::future::Future for SpawnedRequest {
+    type Output = Outcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| match joined {
+                Ok(out) => out,
+                Err(e) if e.is_panic() => Err(Error::from_panic(e.into_panic())),
+                Err(_) => Err(Error::Interface("the request was cancelled".into())),
+            })
+    }
+}
+
+impl Drop for SpawnedRequest {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -368,10 +438,19 @@ type Driver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 #[pyclass(frozen, module = "fastio._fastio")]
 pub struct FetchIter {
     driver: Mutex<Option<Driver>>,
-    abort: Mutex<Option<AbortHandle>>,
+    abort: Arc<Mutex<Option<AbortHandle>>>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Item>>>,
     buffer: Arc<Mutex<VecDeque<Item>>>,
     return_exceptions: bool,
+    /// Set once an error was raised (`return_exceptions=False`): the
+    /// iteration is over and the remaining requests are cancelled.
+    failed: Arc<AtomicBool>,
+}
+
+fn abort_driver(abort: &Mutex<Option<AbortHandle>>) {
+    if let Some(a) = abort.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        a.abort();
+    }
 }
 
 const BATCH_MAX: usize = 1024;
@@ -389,18 +468,17 @@ impl FetchIter {
         });
         FetchIter {
             driver: Mutex::new(Some(driver)),
-            abort: Mutex::new(None),
+            abort: Arc::new(Mutex::new(None)),
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
             buffer: Arc::new(Mutex::new(VecDeque::new())),
             return_exceptions,
+            failed: Arc::new(AtomicBool::new(false)),
         }
     }
 
     fn stop(&self) {
         self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(a) = self.abort.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            a.abort();
-        }
+        abort_driver(&self.abort);
     }
 }
 
@@ -473,6 +551,15 @@ impl FetchIter {
     }
 
     fn __anext__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.failed.load(Ordering::Acquire) {
+            self.stop();
+            self.buffer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            let end = Err(stop_async_iteration().into_pyerr(py));
+            return Ok(Py::new(py, Ready { value: Some(end) })?.into_any());
+        }
         if let Some(fut) = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let handle = crate::runtime::handle()?;
             let task = handle.spawn(fut);
@@ -484,6 +571,10 @@ impl FetchIter {
             .unwrap_or_else(|p| p.into_inner())
             .pop_front();
         if let Some(item) = buffered {
+            if !self.return_exceptions && item.1.is_err() {
+                self.failed.store(true, Ordering::Release);
+                self.stop();
+            }
             let value = ItemOut {
                 item,
                 return_exceptions: self.return_exceptions,
@@ -495,11 +586,16 @@ impl FetchIter {
         let rx = Arc::clone(&self.rx);
         let buffer = Arc::clone(&self.buffer);
         let return_exceptions = self.return_exceptions;
+        let (failed, abort) = (Arc::clone(&self.failed), Arc::clone(&self.abort));
         let fut = future_into_py(py, async move {
             let mut rx = rx.lock().await;
             let Some(first) = rx.recv().await else {
                 return Err(stop_async_iteration());
             };
+            if !return_exceptions && first.1.is_err() {
+                failed.store(true, Ordering::Release);
+                abort_driver(&abort);
+            }
             let mut buf = buffer.lock().unwrap_or_else(|p| p.into_inner());
             while buf.len() < BATCH_MAX {
                 match rx.try_recv() {
@@ -527,5 +623,6 @@ pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fetch_iter, m)?)?;
     m.add_class::<FetchIter>()?;
     m.add_class::<Ready>()?;
+    m.add_class::<ProgressTick>()?;
     Ok(())
 }
