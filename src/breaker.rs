@@ -203,6 +203,24 @@ impl Core {
         st.reopen_at = Instant::now() + self.recovery;
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A fresh breaker with these settings, named `name`, exported with the
+    /// others (the HTTP client keeps one per host, made from the one given).
+    pub fn like(&self, name: String) -> Arc<Core> {
+        let core = Arc::new(Core::new(
+            name,
+            self.failure_threshold,
+            self.recovery,
+            self.half_open_max,
+        ));
+        let source: Arc<dyn GaugeSource> = core.clone();
+        register_source(Arc::downgrade(&source));
+        core
+    }
+
     /// Back to closed with no failures counted.
     pub fn reset(&self) {
         let mut st = self.lock();
@@ -280,6 +298,54 @@ impl GaugeSource for Core {
     }
 }
 
+/// `CircuitOpenError(msg)` with `retry_after` (seconds) and `breaker` (name).
+pub fn open_error(py: Python<'_>, name: &str, retry_after: Duration) -> PyErr {
+    let secs = retry_after.as_secs_f64();
+    let msg = format!("circuit breaker {name:?} is open; retry in {secs:.3}s");
+    let make = || -> PyResult<PyErr> {
+        let exc = exc_type(py, Exc::CircuitOpenError)?.call1((msg.clone(),))?;
+        exc.setattr("retry_after", secs)?;
+        exc.setattr("breaker", name)?;
+        Ok(PyErr::from_value(exc))
+    };
+    make().unwrap_or_else(|e| e)
+}
+
+/// An admitted call from Rust code; ends as `Ignored` if dropped unfinished
+/// (a cancelled request must not hold a half-open trial slot forever).
+pub struct Trial {
+    core: Arc<Core>,
+    done: bool,
+}
+
+impl Trial {
+    /// Admits a call through `core`, or the error to raise.
+    pub fn begin(core: &Arc<Core>) -> crate::errors::Result<Self> {
+        core.try_acquire()
+            .map_err(|r| Error::CircuitOpen {
+                breaker: core.name.clone(),
+                retry_after: r.retry_after,
+            })
+            .map(|()| Trial {
+                core: Arc::clone(core),
+                done: false,
+            })
+    }
+
+    pub fn finish(mut self, result: CallResult) {
+        self.done = true;
+        self.core.release(result);
+    }
+}
+
+impl Drop for Trial {
+    fn drop(&mut self) {
+        if !self.done {
+            self.core.release(CallResult::Ignored);
+        }
+    }
+}
+
 /// A circuit breaker for any coroutine (decorator, `async with`, `call`).
 #[pyclass(frozen, subclass, module = "fastio._fastio", name = "CircuitBreaker")]
 pub struct CircuitBreaker {
@@ -293,18 +359,7 @@ impl CircuitBreaker {
     }
 
     fn open_error(&self, py: Python<'_>, rejected: Rejected) -> PyErr {
-        let retry_after = rejected.retry_after.as_secs_f64();
-        let msg = format!(
-            "circuit breaker {:?} is open; retry in {retry_after:.3}s",
-            self.core.name
-        );
-        let make = || -> PyResult<PyErr> {
-            let exc = exc_type(py, Exc::CircuitOpenError)?.call1((msg.clone(),))?;
-            exc.setattr("retry_after", retry_after)?;
-            exc.setattr("breaker", &self.core.name)?;
-            Ok(PyErr::from_value(exc))
-        };
-        make().unwrap_or_else(|e| e)
+        open_error(py, &self.core.name, rejected.retry_after)
     }
 }
 

@@ -29,6 +29,12 @@ pub enum Error {
     /// Use of a closed or otherwise unusable object.
     #[error("{0}")]
     Interface(String),
+    /// A circuit breaker refused the call.
+    #[error("circuit breaker {breaker:?} is open; retry in {:.3}s", .retry_after.as_secs_f64())]
+    CircuitOpen {
+        breaker: String,
+        retry_after: std::time::Duration,
+    },
     /// A deadline passed.
     #[error("{0}")]
     Timeout(String),
@@ -97,6 +103,21 @@ pub enum HttpErrorKind {
 }
 
 impl HttpErrorKind {
+    /// Whether the failure is the remote side's (or the network's), as
+    /// opposed to our request or the size limit: what a circuit breaker counts.
+    pub fn is_transport(self) -> bool {
+        matches!(
+            self,
+            HttpErrorKind::Request
+                | HttpErrorKind::Connect
+                | HttpErrorKind::Tls
+                | HttpErrorKind::Timeout
+                | HttpErrorKind::ConnectTimeout
+                | HttpErrorKind::ReadTimeout
+                | HttpErrorKind::Read
+        )
+    }
+
     /// The exception class this kind maps to.
     pub fn exc(self) -> Exc {
         match self {
@@ -250,6 +271,10 @@ impl Error {
             Error::Panic(msg) => new_err(py, Exc::PanicError, format!("Rust panic: {msg}")),
             e @ Error::UsedAfterFork(_) => new_err(py, Exc::UsedAfterForkError, e.to_string()),
             Error::Interface(msg) => new_err(py, Exc::InterfaceError, msg),
+            Error::CircuitOpen {
+                breaker,
+                retry_after,
+            } => crate::breaker::open_error(py, &breaker, retry_after),
             Error::Timeout(msg) => new_err(py, Exc::TimeoutError, msg),
             Error::InvalidArgument(msg) => new_err(py, Exc::InvalidArgumentError, msg),
             // pyo3 maps io::ErrorKind to the builtin OSError subclasses

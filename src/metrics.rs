@@ -186,6 +186,13 @@ impl Series {
         self.record(now_ns().saturating_sub(started_ns), outcome);
     }
 
+    /// Ends an operation begun on this series (its in-flight count) but
+    /// records it in `into`: for labels known only at the end (a status class).
+    pub fn finish_into(&self, started_ns: u64, into: &Series, outcome: Outcome) {
+        self.in_flight.fetch_sub(1, Relaxed);
+        into.record(now_ns().saturating_sub(started_ns), outcome);
+    }
+
     /// Records a finished operation that took `ns` (nothing while metrics are disabled).
     pub fn record(&self, ns: u64, outcome: Outcome) {
         if !enabled() {
@@ -558,12 +565,9 @@ impl PySeries {
     fn finish(&self, token: u64, outcome: u8, into: Option<&PySeries>) {
         match into {
             None => self.series.finish(token, outcome_of(outcome)),
-            Some(other) => {
-                self.series.in_flight.fetch_sub(1, Relaxed);
-                other
-                    .series
-                    .record(now_ns().saturating_sub(token), outcome_of(outcome));
-            }
+            Some(other) => self
+                .series
+                .finish_into(token, &other.series, outcome_of(outcome)),
         }
     }
 

@@ -195,3 +195,44 @@ def test_breaker_state_is_exported() -> None:
     assert state["t.export"] == 1
     snap = [b for b in fastio.metrics.snapshot()["breakers"] if b["name"] == "t.export"]
     assert snap[0]["state"] == "open" and snap[0]["failures"] == 1
+
+
+async def test_client_keeps_one_breaker_per_host(http_server) -> None:
+    template = fastio.CircuitBreaker(failure_threshold=2, recovery_timeout=60, name="t.api")
+    port = http_server.url.rsplit(":", 1)[1]
+    async with fastio.Client(breaker=template, timeout=10) as client:
+        for _ in range(2):
+            r = await client.get(f"{http_server.url}/status/503")
+            assert r.status == 503
+        with pytest.raises(fastio.CircuitOpenError) as info:
+            await client.get(f"{http_server.url}/get")
+        assert info.value.breaker == f"t.api:127.0.0.1:{port}"
+        # Another host has its own breaker, still closed.
+        other = await client.get(f"http://localhost:{port}/get")
+        assert other.status == 200
+        # fetch_all reports the refusal per item.
+        results = await client.fetch_all([f"{http_server.url}/get", f"http://localhost:{port}/get"])
+        assert isinstance(results[0], fastio.CircuitOpenError)
+        assert results[1].status == 200
+    assert template.state == "closed", "the template itself is not used"
+    breakers = {b["name"]: b for b in fastio.metrics.snapshot()["breakers"]}
+    assert breakers[f"t.api:127.0.0.1:{port}"]["state"] == "open"
+    assert breakers[f"t.api:127.0.0.1:{port}"]["rejected"] == 2
+    assert breakers[f"t.api:localhost:{port}"]["state"] == "closed"
+
+
+async def test_client_breaker_counts_transport_errors_not_4xx(http_server) -> None:
+    breaker = fastio.CircuitBreaker(failure_threshold=1, recovery_timeout=60, name="t.4xx")
+    async with fastio.Client(breaker=breaker, timeout=10) as client:
+        for _ in range(3):
+            assert (await client.get(f"{http_server.url}/status/404")).status == 404
+        with pytest.raises(fastio.ConnectError):
+            await client.get("http://127.0.0.1:9/")  # discard port: refused
+        with pytest.raises(fastio.CircuitOpenError):
+            await client.get("http://127.0.0.1:9/")
+        assert (await client.get(f"{http_server.url}/get")).status == 200
+
+
+def test_client_breaker_must_be_a_circuit_breaker() -> None:
+    with pytest.raises(TypeError, match="breaker must be a fastio.CircuitBreaker"):
+        fastio.Client(breaker=42)

@@ -249,3 +249,28 @@ async def test_disabled_metrics_record_nothing() -> None:
     await work()
     s = series("monitor", name="t.disabled")
     assert (s["count"], s["in_flight"]) == (2, 0)
+
+
+async def test_http_client_requests_are_counted_by_host_method_and_status(http_server) -> None:
+    host = http_server.url.split("//", 1)[1]
+    async with fastio.Client(timeout=10) as client:
+        for _ in range(4):
+            await client.get(f"{http_server.url}/get")
+        await client.post(f"{http_server.url}/status/404")
+        results = await client.fetch_all([f"{http_server.url}/status/500"] * 3)
+        assert [r.status for r in results] == [500] * 3
+        with pytest.raises(fastio.ConnectError):
+            await client.get("http://127.0.0.1:9/")
+    ok = series("http_client", host=host, method="GET", status_class="2xx")
+    assert (ok["count"], ok["errors"], ok["in_flight"]) == (4, 0, 0)
+    assert ok["p50"] > 0 and ok["max"] >= ok["p50"]
+    assert series("http_client", host=host, method="POST", status_class="4xx")["count"] == 1
+    five = series("http_client", host=host, method="GET", status_class="5xx")
+    assert (five["count"], five["errors"]) == (3, 3)
+    refused = series("http_client", host="127.0.0.1:9", method="GET", status_class="error")
+    assert (refused["count"], refused["errors"]) == (1, 1)
+    calls = {
+        (s.labels["host"], s.labels["status_class"]): s.value
+        for s in prometheus()["fastio_http_client_calls"].samples
+    }
+    assert calls[(host, "2xx")] == 4

@@ -431,7 +431,8 @@ class Client:
     system roots), ``proxy`` (URL), ``follow_redirects`` / ``max_redirects``,
     ``retry`` (a Retry), ``cache_ttl`` (seconds: GET responses with a 2xx
     status are cached per URL), ``max_body_size`` (bytes; BodyTooLarge).
-    ``breaker=`` is reserved for fastio.CircuitBreaker and must be None.
+    ``breaker`` (a CircuitBreaker: the client keeps one per host with its
+    settings; 5xx and transport errors count as failures).
     """
 
     base_url: str | None
@@ -452,7 +453,7 @@ class Client:
         follow_redirects: bool = True,
         max_redirects: int = 10,
         retry: Retry | None = None,
-        breaker: None = None,
+        breaker: CircuitBreaker | None = None,
         cache_ttl: float | None = None,
         max_body_size: int | None = None,
     ) -> None: ...

@@ -16,11 +16,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
-use crate::errors::{from_reqwest, Error, HttpErrorKind, Result};
+use crate::breaker::{self, CircuitBreaker};
+use crate::errors::{arg_type_error, from_reqwest, Error, HttpErrorKind, Result};
 use crate::http::request::{
     build_spec, parse_headers, parse_seconds, RequestArgs, RequestSpec, TimeoutArg,
 };
 use crate::http::response::{ResponseData, ResponseOut};
+use crate::metrics;
 use crate::retry::{parse_retry_after, Retry, RetryPolicy};
 use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
 
@@ -51,6 +53,8 @@ pub struct ClientConfig {
     pub retry: Option<RetryPolicy>,
     pub cache_ttl: Option<Duration>,
     pub max_body_size: Option<u64>,
+    /// Template of the per-host circuit breakers (`Client(breaker=...)`).
+    pub breaker: Option<Arc<breaker::Core>>,
 }
 
 struct CacheEntry {
@@ -71,6 +75,8 @@ pub struct ClientInner {
     cache_ttl: Option<Duration>,
     cache: Mutex<HashMap<String, CacheEntry>>,
     max_body_size: Option<u64>,
+    breaker: Option<Arc<breaker::Core>>,
+    host_breakers: Mutex<HashMap<String, Arc<breaker::Core>>>,
     generation: u64,
     closed: AtomicBool,
 }
@@ -137,6 +143,8 @@ impl ClientInner {
             cache_ttl: cfg.cache_ttl,
             cache: Mutex::new(HashMap::new()),
             max_body_size: cfg.max_body_size,
+            breaker: cfg.breaker,
+            host_breakers: Mutex::new(HashMap::new()),
             generation: generation(),
             closed: AtomicBool::new(false),
         }))
@@ -268,8 +276,50 @@ impl ClientInner {
         Ok(buf.freeze())
     }
 
-    /// One attempt: send and read the whole body.
+    /// The circuit breaker of `url`'s host, if the client has breakers.
+    fn host_breaker(&self, url: &Url) -> Option<Arc<breaker::Core>> {
+        let template = self.breaker.as_ref()?;
+        let host = host_label(url);
+        let mut map = self.host_breakers.lock().unwrap_or_else(|p| p.into_inner());
+        let core = map
+            .entry(host)
+            .or_insert_with_key(|h| template.like(format!("{}:{h}", template.name())));
+        Some(Arc::clone(core))
+    }
+
+    /// One attempt through the host's breaker, counted in the metrics.
     async fn attempt(&self, spec: &RequestSpec, start: Instant) -> Result<ResponseData> {
+        let trial = match self.host_breaker(&spec.url) {
+            Some(core) => Some(breaker::Trial::begin(&core)?),
+            None => None,
+        };
+        let host = host_label(&spec.url);
+        let method = spec.method.as_str();
+        let running = metrics::series(&metrics::HTTP_CLIENT, &[&host, method, ""]);
+        let token = running.begin();
+        let outcome = self.attempt_inner(spec, start).await;
+        let class = match &outcome {
+            Ok(r) => status_class(r.status),
+            Err(_) => "error",
+        };
+        let done = metrics::series(&metrics::HTTP_CLIENT, &[&host, method, class]);
+        running.finish_into(token, &done, outcome_of(&outcome));
+        if let Some(trial) = trial {
+            trial.finish(match &outcome {
+                Ok(r) if r.status >= 500 => breaker::CallResult::Failure,
+                Ok(_) => breaker::CallResult::Success,
+                // Bad input or a body over the limit says nothing of the host's health.
+                Err(Error::Http { kind, .. }) if kind.is_transport() => {
+                    breaker::CallResult::Failure
+                }
+                Err(_) => breaker::CallResult::Ignored,
+            });
+        }
+        outcome
+    }
+
+    /// One attempt: send and read the whole body.
+    async fn attempt_inner(&self, spec: &RequestSpec, start: Instant) -> Result<ResponseData> {
         let mut resp = self.send(spec).await?;
         let status = resp.status().as_u16();
         let version = resp.version();
@@ -385,6 +435,32 @@ impl ClientInner {
         }
         out.flush().await?;
         Ok(written)
+    }
+}
+
+/// `host[:port]` of a URL, the label of its metrics and breaker.
+fn host_label(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => String::new(),
+    }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn outcome_of(outcome: &Result<ResponseData>) -> metrics::Outcome {
+    match outcome {
+        Ok(r) if r.status < 500 => metrics::Outcome::Ok,
+        _ => metrics::Outcome::Error,
     }
 }
 
@@ -516,13 +592,17 @@ impl Client {
         max_body_size: Option<u64>,
     ) -> PyResult<Self> {
         const F: &str = "Client";
-        if breaker.is_some_and(|b| !b.is_none()) {
-            return Err(Error::InvalidArgument(
-                "Client(): breaker= is not supported yet (it lands with fastio.CircuitBreaker)"
-                    .into(),
-            )
-            .into());
-        }
+        let breaker = match breaker.filter(|b| !b.is_none()) {
+            None => None,
+            Some(b) => Some(Arc::clone(
+                b.cast::<CircuitBreaker>()
+                    .map_err(|_| {
+                        arg_type_error(F, "breaker", "a fastio.CircuitBreaker or None", b)
+                    })?
+                    .get()
+                    .core(),
+            )),
+        };
         if max_connections == Some(0) || max_connections_per_host == Some(0) {
             return Err(Error::InvalidArgument(
                 "Client(): max_connections and max_connections_per_host must be >= 1".into(),
@@ -558,6 +638,7 @@ impl Client {
             retry: retry.map(|r| r.get().policy.clone()),
             cache_ttl: secs("cache_ttl", cache_ttl)?,
             max_body_size,
+            breaker,
         };
         Ok(Client {
             inner: ClientInner::build(cfg)?,
