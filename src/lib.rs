@@ -1,6 +1,7 @@
 //! fastio: asyncio I/O driven by a tokio runtime. This file only declares the
 //! modules and assembles the Python extension module `fastio._fastio`.
 
+mod db;
 pub mod errors;
 mod logging;
 pub mod runtime;
@@ -15,6 +16,7 @@ fn fastio_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::init_pymodule(m)?;
     errors::init_pymodule(m)?;
     runtime::init_pymodule(m)?;
+    db::init_pymodule(m)?;
     testing::init_pymodule(m)?;
     Ok(())
 }
