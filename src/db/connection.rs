@@ -495,6 +495,29 @@ impl Connection {
         cls.call((slf,), Some(&kw))
     }
 
+    /// An async iterator over the rows of `query`, fetched `prefetch` at a
+    /// time through a server-side cursor (inside a transaction of its own
+    /// when none is open). `batch_size` is accepted as an alias of `prefetch`.
+    #[pyo3(signature = (query, *args, prefetch = None, timeout = None, batch_size = None))]
+    fn cursor<'py>(
+        slf: &Bound<'py, Self>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        prefetch: Option<usize>,
+        timeout: Option<f64>,
+        batch_size: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let n = prefetch.or(batch_size).unwrap_or(50);
+        if n == 0 {
+            return Err(
+                Error::InvalidArgument("cursor(): prefetch must be at least 1".into()).into(),
+            );
+        }
+        let cls = py.import("fastio._cursor")?.getattr("Cursor")?;
+        cls.call1((slf, query, args, n, timeout))
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<fastio.Connection pid={}{}>",
