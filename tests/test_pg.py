@@ -510,3 +510,48 @@ async def test_command_timeout_cancels_on_the_server(pg_server: Any) -> None:
         assert await pool.fetchval("SELECT 7", timeout=5) == 7
     finally:
         await pool.close()
+
+
+async def test_statement_cache_size_zero_leaves_no_named_statements(pg_server: Any) -> None:
+    # What PgBouncer's transaction mode needs: every statement unnamed.
+    t = table()
+    conn = await fastio.connect(pg_server.dsn, statement_cache_size=0)
+    cached = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TEMP TABLE {t} (id int)")
+        await conn.executemany(f"INSERT INTO {t} VALUES ($1)", [(1,), (2,)])
+        assert await conn.fetch(f"SELECT id FROM {t} WHERE id > $1", 0) == [(1,), (2,)]
+        assert await conn.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
+        await cached.fetchval("SELECT $1::int", 1)
+        assert await cached.fetchval("SELECT count(*) FROM pg_prepared_statements") >= 1
+    finally:
+        await conn.close()
+        await cached.close()
+
+
+async def test_random_cancellations_under_load_leave_every_connection_healthy(
+    pg_server: Any,
+) -> None:
+    import random
+
+    rng = random.Random(4)
+    pool = await pool_for(pg_server, min_size=4, max_size=4)
+    try:
+
+        async def one(i: int) -> None:
+            sleep = rng.choice([0, 0, 0.001, 0.01, 0.05])
+            query = pool.fetchval("SELECT $1::int FROM pg_sleep($2)", i, sleep)
+            try:
+                value = await asyncio.wait_for(query, rng.choice([0.001, 0.005, 0.02, 1.0]))
+            except asyncio.TimeoutError:
+                return
+            assert value == i  # a reused connection never answers someone else's query
+
+        await asyncio.gather(*(one(i) for i in range(300)))
+        # Every connection of the pool answers its own queries afterwards.
+        checks = asyncio.gather(*(pool.fetchval("SELECT $1::int", i) for i in range(200)))
+        got = await asyncio.wait_for(checks, 30)
+        assert got == list(range(200))
+        await wait_until(lambda: _zero(pool))
+    finally:
+        await pool.close()

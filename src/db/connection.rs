@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     pub(crate) opts: Arc<PgConnectOptions>,
     pub(crate) json: JsonMode,
     pub(crate) command_timeout: Option<Duration>,
+    /// Named, cached statements (statement_cache_size > 0).
+    pub(crate) persistent: bool,
     pub(crate) generation: u64,
 }
 
@@ -253,8 +255,9 @@ impl ConnInner {
         let guard = self.lock().await?;
         let mut busy = Busy::new(guard, &self.settings.opts);
         let json = self.settings.json;
+        let persistent = self.settings.persistent;
         let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::run_query(busy.pg()?, &sql, &params, shape, json).await
+            postgres::run_query(busy.pg()?, &sql, &params, shape, json, persistent).await
         })
         .await;
         if out.is_ok() || !matches!(out, Err(Error::Timeout(_))) {

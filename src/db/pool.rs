@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection as _, Postgres};
+use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 
 use super::codec::to_python::JsonMode;
 use super::connection::{
@@ -104,7 +104,11 @@ fn pg_options(func: &str, dsn: &str, statement_cache_size: usize) -> Result<PgCo
             redact_dsn(dsn)
         ))
     })?;
-    Ok(opts.statement_cache_capacity(statement_cache_size))
+    // Statement logging off: asyncpg logs no queries, and the per-query log
+    // check is measurable at these latencies. Slow-statement warnings stay.
+    Ok(opts
+        .statement_cache_capacity(statement_cache_size)
+        .log_statements(log::LevelFilter::Off))
 }
 
 fn secs(what: &str, v: Option<f64>) -> Result<Option<Duration>> {
@@ -169,8 +173,9 @@ impl PoolInner {
         let conn = self.acquire_raw(None).await?;
         let mut busy = Busy::new(conn, &self.settings.opts);
         let json = self.settings.json;
+        let persistent = self.settings.persistent;
         let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::run_query(busy.pg()?, &sql, &params, shape, json).await
+            postgres::run_query(busy.pg()?, &sql, &params, shape, json, persistent).await
         })
         .await;
         if !matches!(out, Err(Error::Timeout(_))) {
@@ -488,6 +493,7 @@ fn settings_of(
             JsonMode::Decode
         },
         command_timeout: secs("command_timeout", command_timeout)?,
+        persistent: statement_cache_size > 0,
         generation: generation(),
     });
     Ok(ConnectArgs { opts, settings })

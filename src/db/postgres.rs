@@ -16,10 +16,7 @@ use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow,
     PgSeverity, PgTypeInfo,
 };
-use sqlx::{
-    Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row, SqlSafeStr, Statement,
-    TypeInfo,
-};
+use sqlx::{Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row, TypeInfo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::codec::from_python::{encode, Param};
@@ -228,18 +225,14 @@ fn bind(types: &[u32], params: &[Param]) -> Result<PgArguments> {
 
 /// Prepares `sql` (cached per connection by sqlx) and returns its parameter types.
 async fn param_types(conn: &mut PgConnection, sql: &str) -> Result<Vec<u32>> {
-    let stmt = conn
-        .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+    let types = conn
+        .parameter_types(sql)
         .await
         .map_err(|e| map_err(e, Some(sql)))?;
-    Ok(match stmt.parameters() {
-        Some(Either::Left(types)) => types
-            .iter()
-            .map(|t| t.oid().map(|o| o.0).unwrap_or(oid::TEXT))
-            .collect(),
-        Some(Either::Right(n)) => vec![oid::TEXT; n],
-        None => Vec::new(),
-    })
+    Ok(types
+        .iter()
+        .map(|t| t.oid().map(|o| o.0).unwrap_or(oid::TEXT))
+        .collect())
 }
 
 // ---------------------------------------------------------------- queries --
@@ -272,6 +265,7 @@ pub(crate) async fn run_query(
     params: &[Param],
     shape: Shape,
     json: JsonMode,
+    persistent: bool,
 ) -> Result<QueryOutput> {
     let mut rows = Vec::new();
     let mut status = String::new();
@@ -287,7 +281,8 @@ pub(crate) async fn run_query(
     } else {
         let types = param_types(conn, sql).await?;
         let args = bind(&types, params)?;
-        let mut stream = conn.fetch_many(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args));
+        let query = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args).persistent(persistent);
+        let mut stream = conn.fetch_many(query);
         while let Some(item) = stream.try_next().await.map_err(|e| map_err(e, Some(sql)))? {
             match item {
                 Either::Left(done) => status = done.command_tag().to_owned(),

@@ -378,6 +378,20 @@ impl PgConnection {
 }
 
 impl PgConnection {
+    /// fastio patch: the parameter types the server inferred for `sql`.
+    /// With the statement cache on, a named statement kept in the cache (a
+    /// hit costs no round trip); otherwise the unnamed statement, so nothing
+    /// outlives the call (PgBouncer transaction mode, statement_cache_size=0).
+    /// Unlike `prepare_with`, does not look up the columns' origin tables.
+    pub async fn parameter_types(&mut self, sql: &str) -> Result<Vec<PgTypeInfo>, Error> {
+        self.wait_until_ready().await?;
+        let persistent = self.inner.cache_statement.is_enabled();
+        let (_, metadata) = self
+            .get_or_prepare(sql, &[], persistent, None, false)
+            .await?;
+        Ok(metadata.parameters.clone())
+    }
+
     /// fastio patch: runs one prepared statement once per argument set, all
     /// Bind/Execute pairs pipelined before a single Sync (one round trip, one
     /// implicit transaction), and returns each command's result.
@@ -391,8 +405,9 @@ impl PgConnection {
             return Ok(Vec::new());
         };
         let types = first.types.clone();
+        let persistent = self.inner.cache_statement.is_enabled();
         let (statement, metadata) = self
-            .get_or_prepare(sql, &types, true, None, false)
+            .get_or_prepare(sql, &types, persistent, None, false)
             .await?;
         self.wait_until_ready().await?;
         let count = batch.len();
