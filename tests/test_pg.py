@@ -555,3 +555,48 @@ async def test_random_cancellations_under_load_leave_every_connection_healthy(
         await wait_until(lambda: _zero(pool))
     finally:
         await pool.close()
+
+
+async def test_pool_recovers_after_a_server_restart(pg_server: Any) -> None:
+    if not getattr(pg_server, "can_restart", True):
+        pytest.skip("external server")
+    pool = await pool_for(pg_server, min_size=2, max_size=2)
+    try:
+        assert await pool.fetchval("SELECT 1") == 1
+        await asyncio.get_running_loop().run_in_executor(None, pg_server.restart)
+        # Connections from before the restart are dead: queries on them fail
+        # cleanly (an error, never a hang or a wrong answer) ...
+        outcomes = []
+        for i in range(6):
+            try:
+                outcomes.append(await asyncio.wait_for(pool.fetchval("SELECT $1::int", i), 10))
+            except (fastio.FastIOError, ConnectionError) as e:
+                outcomes.append(type(e).__name__)
+        assert all(o == i or isinstance(o, str) for i, o in enumerate(outcomes)), outcomes
+        # ... and the pool replaces them.
+        assert await pool.fetchval("SELECT 42") == 42
+        assert await pool.fetchval("SELECT 43") == 43
+    finally:
+        await pool.close()
+
+
+async def test_prepare_checks_now_and_runs_many_times(pg_server: Any) -> None:
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TEMP TABLE {t} (id int, v text)")
+        insert = await conn.prepare(f"INSERT INTO {t} VALUES ($1, $2)")
+        assert insert.get_parameter_type_oids() == [23, 25]
+        await insert.executemany([(1, "a"), (2, "b")])
+        select = await conn.prepare(f"SELECT v FROM {t} WHERE id = $1")
+        assert await select.fetchval(1) == "a"
+        assert await select.fetchrow(2) == ("b",)
+        assert await select.fetch(3) == []
+        assert select.get_query().startswith("SELECT v")
+        assert [r[0] async for r in select.cursor(2)] == ["b"]
+        with pytest.raises(exc.UndefinedTableError):
+            await conn.prepare("SELECT * FROM no_such_table_at_all")
+        with pytest.raises(exc.DataError):
+            await select.fetchval("not an int")
+    finally:
+        await conn.close()

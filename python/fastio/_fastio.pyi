@@ -140,6 +140,20 @@ class Connection:
         """A transaction block for ``async with``; nested ones are savepoints.
         ``isolation``: 'serializable', 'repeatable_read', 'read_committed',
         'read_uncommitted'. An exception inside the block rolls it back."""
+    def prepare(self, query: str, *, timeout: float | None = None) -> Awaitable[Any]:
+        """Prepares ``query`` on the server now (errors raised here); resolves to a
+        PreparedStatement with fetch/fetchrow/fetchval/executemany/cursor."""
+    def cursor(
+        self,
+        query: str,
+        *args: Any,
+        prefetch: int | None = None,
+        timeout: float | None = None,
+        batch_size: int | None = None,
+    ) -> Any:
+        """``async for record in conn.cursor(query, *args, prefetch=50)``: rows
+        through a server-side cursor, ``prefetch`` per round trip; outside a
+        transaction it opens (and commits) its own. ``batch_size`` = ``prefetch``."""
     def close(self) -> Awaitable[None]:
         """Closes the connection (an acquired one is closed, not returned to its pool)."""
     def terminate(self) -> None:

@@ -284,6 +284,21 @@ impl ConnInner {
         out
     }
 
+    /// Prepares `sql` on the server (syntax and types checked now) and
+    /// returns the parameter type OIDs.
+    pub(crate) async fn prepare(&self, sql: &str, timeout: Option<Duration>) -> Result<Vec<u32>> {
+        let guard = self.lock().await?;
+        let mut busy = Busy::new(guard, &self.settings.opts);
+        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
+            postgres::param_types(busy.pg()?, sql).await
+        })
+        .await;
+        if !matches!(out, Err(Error::Timeout(_))) {
+            busy.finish().await;
+        }
+        out
+    }
+
     /// Gives a pooled connection back (rolled back if left in a transaction).
     pub(crate) async fn release(&self) -> Result<()> {
         let mut guard = Arc::clone(&self.state).lock_owned().await;
@@ -498,6 +513,28 @@ impl Connection {
         cls.call((slf,), Some(&kw))
     }
 
+    /// Prepares `query` on the server; resolves to a PreparedStatement with
+    /// `fetch/fetchrow/fetchval/executemany` (and `cursor`).
+    #[pyo3(signature = (query, *, timeout = None))]
+    fn prepare<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.check()?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            let types = inner.prepare(&query, timeout).await?;
+            Ok(Prepared {
+                conn: Connection { inner },
+                query,
+                types,
+            })
+        })
+    }
+
     /// An async iterator over the rows of `query`, fetched `prefetch` at a
     /// time through a server-side cursor (inside a transaction of its own
     /// when none is open). `batch_size` is accepted as an alias of `prefetch`.
@@ -527,6 +564,27 @@ impl Connection {
             self.inner.pid,
             if self.is_closed() { " closed" } else { "" }
         )
+    }
+}
+
+/// The result of `Connection.prepare()`, turned into the Python-level
+/// PreparedStatement on the event-loop thread.
+struct Prepared {
+    conn: Connection,
+    query: String,
+    types: Vec<u32>,
+}
+
+impl<'py> IntoPyObject<'py> for Prepared {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let cls = py
+            .import("fastio._prepared")?
+            .getattr("PreparedStatement")?;
+        cls.call1((Bound::new(py, self.conn)?, self.query, self.types))
     }
 }
 

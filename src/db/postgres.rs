@@ -224,7 +224,7 @@ fn bind(types: &[u32], params: &[Param]) -> Result<PgArguments> {
 }
 
 /// Prepares `sql` (cached per connection by sqlx) and returns its parameter types.
-async fn param_types(conn: &mut PgConnection, sql: &str) -> Result<Vec<u32>> {
+pub(crate) async fn param_types(conn: &mut PgConnection, sql: &str) -> Result<Vec<u32>> {
     let types = conn
         .parameter_types(sql)
         .await

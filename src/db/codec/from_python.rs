@@ -607,6 +607,9 @@ fn encode_array(items: &[Param], elem: u32, buf: &mut Vec<u8>) -> Result<(), Str
         buf.extend_from_slice(&d.to_be_bytes());
         buf.extend_from_slice(&1i32.to_be_bytes());
     }
+    if dims.is_empty() {
+        return Ok(()); // '{}': zero dimensions, no elements
+    }
     let mut has_null = false;
     encode_elements(items, &dims, elem, buf, &mut has_null)?;
     if has_null {
