@@ -6,7 +6,7 @@ score float8, created_at timestamptz)` with 100,000 rows.
       (queries/s; also asyncpg on 10 dedicated connections, and
       `pgbench -M prepared -c 10` as the ceiling when pgbench is installed)
   P2  fetch all 100,000 rows (ms)
-  P3  executemany 10,000 rows (ms)
+  P3  executemany 10,000 rows; copy_records_to_table 100,000 rows (ms)
   P4  sequential point selects on one connection (us per query)
 Drivers alternate round by round in one process; figures are medians.
 The server is a throwaway one from tests/harness.py, or FASTIO_PG_DSN.
@@ -67,6 +67,7 @@ class Driver:
     async def conn_point(self, i: int) -> Any: ...
     async def fetch_all(self) -> int: ...
     async def executemany(self, rows: list[tuple[int, str, float]]) -> None: ...
+    async def copy(self, rows: list[tuple[int, str, float]]) -> None: ...
 
 
 class Fastio(Driver):
@@ -93,6 +94,9 @@ class Fastio(Driver):
 
     async def executemany(self, rows: list[tuple[int, str, float]]) -> None:
         await self.conn.executemany(INSERT, rows)
+
+    async def copy(self, rows: list[tuple[int, str, float]]) -> None:
+        await self.conn.copy_records_to_table("bench_many", records=rows)
 
 
 class Asyncpg(Driver):
@@ -135,6 +139,9 @@ class Asyncpg(Driver):
     async def executemany(self, rows: list[tuple[int, str, float]]) -> None:
         await self.conn.executemany(INSERT, rows)
 
+    async def copy(self, rows: list[tuple[int, str, float]]) -> None:
+        await self.conn.copy_records_to_table("bench_many", records=rows)
+
 
 class Psqlpy(Driver):
     name = "psqlpy"
@@ -161,6 +168,9 @@ class Psqlpy(Driver):
 
     async def executemany(self, rows: list[tuple[int, str, float]]) -> None:
         await self.conn.execute_many(INSERT, [list(r) for r in rows])
+
+    async def copy(self, rows: list[tuple[int, str, float]]) -> None:
+        await self.conn.copy_records_to_table("bench_many", [list(r) for r in rows])
 
 
 async def p1(point: Callable[[int], Awaitable[Any]]) -> float:
@@ -196,6 +206,7 @@ async def measure(dsn: str, rounds: int) -> dict[str, dict[str, float]]:
     for d in drivers:
         await d.open(dsn)
     rows = [(i, f"name {i}", i * 0.25) for i in range(P3_ROWS)]
+    copy_rows = [(i, f"name {i}", i * 0.25) for i in range(ROWS)]
     samples: dict[str, dict[str, list[float]]] = {}
 
     def add(name: str, key: str, value: float) -> None:
@@ -214,6 +225,8 @@ async def measure(dsn: str, rounds: int) -> dict[str, dict[str, float]]:
                 add(d.name, "p2", await timed(d.fetch_all) * 1e3)
                 await drivers[1].conn.execute("TRUNCATE bench_many")
                 add(d.name, "p3", await timed(lambda d=d: d.executemany(rows)) * 1e3)
+                await drivers[1].conn.execute("TRUNCATE bench_many")
+                add(d.name, "p3c", await timed(lambda d=d: d.copy(copy_rows)) * 1e3)
                 add(d.name, "p4", await p4(d.conn_point))
     finally:
         for d in drivers:
@@ -289,6 +302,7 @@ def main() -> None:
     for key, label in (
         ("p2", f"P2 fetch {ROWS:,} rows (ms, lower is better)"),
         ("p3", f"P3 executemany {P3_ROWS:,} rows (ms, lower is better)"),
+        ("p3c", f"P3 copy_records_to_table {ROWS:,} rows (ms, lower is better)"),
         ("p4", "P4 sequential point select, one connection (us/query, lower is better)"),
     ):
         print(

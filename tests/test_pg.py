@@ -600,3 +600,38 @@ async def test_prepare_checks_now_and_runs_many_times(pg_server: Any) -> None:
             await select.fetchval("not an int")
     finally:
         await conn.close()
+
+
+async def test_copy_records_to_table(pg_server: Any) -> None:
+    t = table()
+    pool = await pool_for(pg_server)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        await pool.execute(
+            f"CREATE TABLE {t} (id int, name text, score numeric, at timestamptz, tags text[])"
+        )
+        at = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        records = [(i, f"n{i}", decimal.Decimal(i) / 4, at, ["a", None]) for i in range(1000)]
+        records.append((1000, None, None, None, None))
+        async with pool.acquire() as conn:
+            assert await conn.copy_records_to_table(t, records=records) == "COPY 1001"
+        assert (
+            await pool.copy_records_to_table(
+                t, records=[("x", 2000)], columns=["name", "id"], schema_name="public"
+            )
+            == "COPY 1"
+        )
+        rows = await pool.fetch(f"SELECT * FROM {t} ORDER BY id")
+        assert [tuple(r) for r in rows[:1000]] == records[:1000]
+        assert tuple(rows[1000]) == (1000, None, None, None, None)
+        assert rows[-1]["name"] == "x"
+        # asyncpg returns the same status string.
+        assert await peer.copy_records_to_table(t, records=[(1, "p", None, None, None)]) == "COPY 1"
+        with pytest.raises(exc.DataError, match="record 0"):
+            await pool.copy_records_to_table(t, records=[("not an int", "a", 1, at, [])])
+        with pytest.raises(exc.UndefinedTableError):
+            await pool.copy_records_to_table("no_such_table_x", records=[(1,)])
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 1003
+    finally:
+        await peer.close()
+        await pool.close()

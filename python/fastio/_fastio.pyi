@@ -140,6 +140,17 @@ class Connection:
         """A transaction block for ``async with``; nested ones are savepoints.
         ``isolation``: 'serializable', 'repeatable_read', 'read_committed',
         'read_uncommitted'. An exception inside the block rolls it back."""
+    def copy_records_to_table(
+        self,
+        table_name: str,
+        *,
+        records: Iterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+    ) -> Awaitable[str]:
+        """Copies records into a table with binary COPY (values encoded as the
+        columns' types); returns the status string, e.g. ``'COPY 100'``."""
     def prepare(self, query: str, *, timeout: float | None = None) -> Awaitable[Any]:
         """Prepares ``query`` on the server now (errors raised here); resolves to a
         PreparedStatement with fetch/fetchrow/fetchval/executemany/cursor."""
@@ -191,6 +202,17 @@ class Pool:
     def executemany(
         self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
     ) -> Awaitable[None]: ...
+    def copy_records_to_table(
+        self,
+        table_name: str,
+        *,
+        records: Iterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+    ) -> Awaitable[str]:
+        """Copies records into a table with binary COPY (values encoded as the
+        columns' types); returns the status string, e.g. ``'COPY 100'``."""
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         """A connection from the pool; release it with ``release()`` or use ``async with``."""
     def release(self, connection: Connection, *, timeout: float | None = None) -> Awaitable[None]:

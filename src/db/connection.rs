@@ -284,6 +284,33 @@ impl ConnInner {
         out
     }
 
+    pub(crate) async fn copy_records(
+        &self,
+        table: String,
+        schema: Option<String>,
+        columns: Option<Vec<String>>,
+        records: Vec<Vec<Param>>,
+        timeout: Option<Duration>,
+    ) -> Result<String> {
+        let guard = self.lock().await?;
+        let mut busy = Busy::new(guard, &self.settings.opts);
+        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
+            postgres::copy_records(
+                busy.pg()?,
+                &table,
+                schema.as_deref(),
+                columns.as_deref(),
+                &records,
+            )
+            .await
+        })
+        .await;
+        if !matches!(out, Err(Error::Timeout(_))) {
+            busy.finish().await;
+        }
+        out
+    }
+
     /// Prepares `sql` on the server (syntax and types checked now) and
     /// returns the parameter type OIDs.
     pub(crate) async fn prepare(&self, sql: &str, timeout: Option<Duration>) -> Result<Vec<u32>> {
@@ -511,6 +538,29 @@ impl Connection {
         kw.set_item("readonly", readonly)?;
         kw.set_item("deferrable", deferrable)?;
         cls.call((slf,), Some(&kw))
+    }
+
+    /// Copies `records` (sequences of values) into `table_name` with binary
+    /// COPY; returns the status string ('COPY 3').
+    #[pyo3(signature = (table_name, *, records, columns = None, schema_name = None, timeout = None))]
+    fn copy_records_to_table<'py>(
+        &self,
+        py: Python<'py>,
+        table_name: String,
+        records: &Bound<'py, PyAny>,
+        columns: Option<Vec<String>>,
+        schema_name: Option<String>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.check()?;
+        let rows = batch_of(records)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            inner
+                .copy_records(table_name, schema_name, columns, rows, timeout)
+                .await
+        })
     }
 
     /// Prepares `query` on the server; resolves to a PreparedStatement with

@@ -310,6 +310,33 @@ impl Pool {
         })
     }
 
+    /// Copies `records` into `table_name` with binary COPY on a pooled
+    /// connection; returns the status string ('COPY 3').
+    #[pyo3(signature = (table_name, *, records, columns = None, schema_name = None, timeout = None))]
+    fn copy_records_to_table<'py>(
+        &self,
+        py: Python<'py>,
+        table_name: String,
+        records: &Bound<'py, PyAny>,
+        columns: Option<Vec<String>>,
+        schema_name: Option<String>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.inner.check()?;
+        let rows = batch_of(records)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let pool = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            let c = pool.acquire_raw(None).await?;
+            let conn = ConnInner::new(Conn::Pooled(c), Arc::clone(&pool.settings), None);
+            let out = conn
+                .copy_records(table_name, schema_name, columns, rows, timeout)
+                .await;
+            conn.release().await?;
+            out
+        })
+    }
+
     /// A connection from the pool: `await pool.acquire()` (then
     /// `await pool.release(conn)`) or `async with pool.acquire() as conn:`.
     #[pyo3(signature = (*, timeout = None))]

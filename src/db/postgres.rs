@@ -505,3 +505,99 @@ pub(crate) async fn recover(conn: &mut PgConnection, key: Option<CancelKey>) -> 
         }
     }
 }
+
+// ------------------------------------------------------------------- COPY --
+
+/// `"name"` with embedded quotes doubled.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `copy_records_to_table`: binary COPY of `records` into `table`, each value
+/// encoded as its column's type. Returns asyncpg's status string ('COPY n').
+pub(crate) async fn copy_records(
+    conn: &mut PgConnection,
+    table: &str,
+    schema: Option<&str>,
+    columns: Option<&[String]>,
+    records: &[Vec<Param>],
+) -> Result<String> {
+    let target = match schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(table)),
+        None => quote_ident(table),
+    };
+    let cols = match columns {
+        Some(c) if !c.is_empty() => c
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "*".to_owned(),
+    };
+    // The column types (and, without `columns`, the names) from a statement
+    // that reads nothing.
+    let probe = format!("SELECT {cols} FROM {target} LIMIT 0");
+    let stmt = conn
+        .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(probe.clone())))
+        .await
+        .map_err(|e| map_err(e, Some(&probe)))?;
+    let types: Vec<u32> = sqlx::Statement::columns(&stmt)
+        .iter()
+        .map(|c| c.type_info().oid().map(|o| o.0).unwrap_or(oid::TEXT))
+        .collect();
+    let names: Vec<String> = sqlx::Statement::columns(&stmt)
+        .iter()
+        .map(|c| quote_ident(c.name()))
+        .collect();
+    let mut data = Vec::with_capacity(19 + records.len() * (2 + types.len() * 12));
+    data.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    data.extend_from_slice(&0i32.to_be_bytes());
+    data.extend_from_slice(&0i32.to_be_bytes());
+    for (row_no, row) in records.iter().enumerate() {
+        if row.len() != types.len() {
+            return Err(Error::Data(format!(
+                "copy_records_to_table(): record {row_no} has {} values, the table has {} columns",
+                row.len(),
+                types.len()
+            )));
+        }
+        data.extend_from_slice(&(types.len() as i16).to_be_bytes());
+        for (i, (p, &ty)) in row.iter().zip(&types).enumerate() {
+            if let Param::Null = p {
+                data.extend_from_slice(&(-1i32).to_be_bytes());
+                continue;
+            }
+            let at = data.len();
+            data.extend_from_slice(&0i32.to_be_bytes());
+            encode(p, ty, &mut data).map_err(|why| {
+                Error::Data(format!(
+                    "invalid input for column {} of record {row_no}: {} ({why})",
+                    names[i],
+                    p.repr()
+                ))
+            })?;
+            let len = (data.len() - at - 4) as i32;
+            data[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    data.extend_from_slice(&(-1i16).to_be_bytes());
+    let copy_sql = format!(
+        "COPY {target} ({}) FROM STDIN (FORMAT binary)",
+        names.join(", ")
+    );
+    let mut copy = conn
+        .copy_in_raw(&copy_sql)
+        .await
+        .map_err(|e| map_err(e, Some(&copy_sql)))?;
+    // Sent in chunks: sqlx frames each send as one CopyData message.
+    for chunk in data.chunks(1 << 20) {
+        copy.send(chunk)
+            .await
+            .map_err(|e| map_err(e, Some(&copy_sql)))?;
+    }
+    let n = copy
+        .finish()
+        .await
+        .map_err(|e| map_err(e, Some(&copy_sql)))?;
+    Ok(format!("COPY {n}"))
+}
