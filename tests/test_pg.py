@@ -635,3 +635,34 @@ async def test_copy_records_to_table(pg_server: Any) -> None:
     finally:
         await peer.close()
         await pool.close()
+
+
+async def test_network_mac_and_timetz_types_match_asyncpg(pg_server: Any) -> None:
+    import ipaddress
+
+    q = (
+        "SELECT '192.168.0.1'::inet, '10.1.0.0/16'::inet, '10.0.0.0/8'::cidr, '::1'::inet,"
+        " '2001:db8::/32'::cidr, '08:00:2b:01:02:03'::macaddr, '12:34:56+02'::timetz,"
+        " ARRAY['1.2.3.4'::inet]"
+    )
+    conn = await fastio.connect(pg_server.dsn)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        ours = tuple(await conn.fetchrow(q))
+        theirs = tuple(await peer.fetchrow(q))
+        assert ours == theirs
+        assert [type(v) for v in ours] == [type(v) for v in theirs]
+        net = ipaddress.ip_network("192.168.0.0/24")
+        assert await conn.fetchval("SELECT $1::cidr", net) == net
+        assert await conn.fetchval("SELECT $1::inet", "10.0.0.5") == ipaddress.ip_address(
+            "10.0.0.5"
+        )
+        assert await conn.fetchval("SELECT $1::inet[]", ["::1", None]) == [
+            ipaddress.ip_address("::1"),
+            None,
+        ]
+        with pytest.raises(exc.DataError, match="invalid IP address"):
+            await conn.fetchval("SELECT $1::inet", "not-an-ip")
+    finally:
+        await conn.close()
+        await peer.close()

@@ -192,7 +192,7 @@ pub(crate) fn params_of(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Param>> {
 }
 
 pub(crate) fn batch_of(args: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<Param>>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(args.len().unwrap_or(0));
     for row in args.try_iter()? {
         let row = row?;
         if row.is_instance_of::<PyString>() {
@@ -200,10 +200,22 @@ pub(crate) fn batch_of(args: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<Param>>> {
                 "executemany(): args must be an iterable of argument sequences",
             ));
         }
-        let mut params = Vec::new();
-        for a in row.try_iter()? {
-            params.push(Param::from_py(&a?)?);
-        }
+        // Tuples and lists (the usual rows) without a Python iterator each.
+        let params = if let Ok(t) = row.cast::<PyTuple>() {
+            t.iter()
+                .map(|a| Param::from_py(&a))
+                .collect::<PyResult<Vec<_>>>()?
+        } else if let Ok(l) = row.cast::<pyo3::types::PyList>() {
+            l.iter()
+                .map(|a| Param::from_py(&a))
+                .collect::<PyResult<Vec<_>>>()?
+        } else {
+            let mut params = Vec::new();
+            for a in row.try_iter()? {
+                params.push(Param::from_py(&a?)?);
+            }
+            params
+        };
         out.push(params);
     }
     Ok(out)

@@ -198,6 +198,10 @@ impl Param {
             let s = json_dumps(py)?.call1((obj,))?;
             return Ok(Param::Json(s.extract()?));
         }
+        let ty = obj.get_type();
+        if ty.module()?.to_str()? == "ipaddress" {
+            return Ok(Param::Str(obj.str()?.to_str()?.to_owned()));
+        }
         if let Ok(b) = obj.cast::<PyByteArray>() {
             return Ok(Param::Bytes(b.to_vec()));
         }
@@ -365,6 +369,8 @@ pub(crate) fn encode(p: &Param, ty: u32, buf: &mut Vec<u8>) -> Result<(), String
             }
             write_json(p, buf)?
         }
+        (INET | CIDR, Param::Str(s)) => encode_inet(s, ty == CIDR, buf)?,
+        (INET | CIDR, _) => return Err(expected("an ipaddress object or str", p)),
         (UUID, Param::Uuid(u)) => buf.extend_from_slice(u),
         (UUID, Param::Str(s)) => buf.extend_from_slice(&parse_uuid(s)?),
         (DATE, Param::Date(d)) => buf.extend_from_slice(&d.to_be_bytes()),
@@ -458,6 +464,35 @@ fn type_label(ty: u32) -> &'static str {
         oid::UUID => "a uuid.UUID or str",
         _ => "a value of the parameter's type",
     }
+}
+
+/// inet/cidr binary: family, prefix bits, is_cidr, address length, address.
+fn encode_inet(s: &str, cidr: bool, buf: &mut Vec<u8>) -> Result<(), String> {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (
+            a,
+            Some(
+                b.parse::<u8>()
+                    .map_err(|_| format!("invalid network prefix in {s:?}"))?,
+            ),
+        ),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid IP address {s:?}"))?;
+    let (family, max, bytes) = match ip {
+        std::net::IpAddr::V4(a) => (2u8, 32u8, a.octets().to_vec()),
+        std::net::IpAddr::V6(a) => (3u8, 128u8, a.octets().to_vec()),
+    };
+    let bits = bits.unwrap_or(max);
+    if bits > max {
+        return Err(format!("invalid network prefix in {s:?}"));
+    }
+    buf.extend_from_slice(&[family, bits, cidr as u8, bytes.len() as u8]);
+    buf.extend_from_slice(&bytes);
+    Ok(())
 }
 
 fn parse_uuid(s: &str) -> Result<[u8; 16], String> {

@@ -37,6 +37,10 @@ pub(crate) mod oid {
     pub const NUMERIC: u32 = 1700;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
+    pub const CIDR: u32 = 650;
+    pub const INET: u32 = 869;
+    pub const MACADDR: u32 = 829;
+    pub const TIMETZ: u32 = 1266;
 
     /// Element type of a built-in array type.
     pub fn array_element(array: u32) -> Option<u32> {
@@ -64,6 +68,10 @@ pub(crate) mod oid {
             2951 => UUID,
             3807 => JSONB,
             143 => XML,
+            651 => CIDR,
+            1041 => INET,
+            1040 => MACADDR,
+            1270 => TIMETZ,
             _ => return None,
         })
     }

@@ -214,11 +214,70 @@ pub(crate) fn decode<'py>(
                 JsonMode::Decode => json_loads(py)?.call1((s,))?,
             }
         }
+        INET | CIDR => decode_inet(py, ty, b)?,
+        MACADDR => {
+            let m: [u8; 6] = take(b)?;
+            let text: Vec<String> = m.iter().map(|x| format!("{x:02x}")).collect();
+            PyString::new(py, &text.join(":")).into_any()
+        }
+        TIMETZ => {
+            let us = i64::from_be_bytes(take(b)?);
+            let zone = i32::from_be_bytes(take(&b[8..])?);
+            let secs = us / 1_000_000;
+            let offset = PyDelta::new(py, 0, -zone, 0, true)?;
+            let tz = pyo3::types::PyTzInfo::fixed_offset(py, offset)?;
+            PyTime::new(
+                py,
+                (secs / 3600) as u8,
+                ((secs / 60) % 60) as u8,
+                (secs % 60) as u8,
+                (us % 1_000_000) as u32,
+                Some(&tz),
+            )?
+            .into_any()
+        }
         t if oid::array_element(t).is_some() => decode_array(py, b, json)?,
         // Enums and other text-like types send their text form; anything
         // else we do not know arrives as bytes.
         _ => text(py, b)?,
     })
+}
+
+fn ipaddress<'py>(py: Python<'py>, name: &'static str) -> PyResult<Bound<'py, PyAny>> {
+    static M: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    M.get_or_try_init(py, || Ok::<_, PyErr>(py.import("ipaddress")?.unbind()))?
+        .bind(py)
+        .getattr(name)
+}
+
+/// inet/cidr as asyncpg returns them: cidr -> IPv4Network/IPv6Network; inet
+/// -> IPv4Address/IPv6Address for a host, IPv4Interface/IPv6Interface with a
+/// shorter prefix.
+fn decode_inet<'py>(py: Python<'py>, ty: u32, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let [family, bits, _is_cidr, n]: [u8; 4] = take(b)?;
+    let addr = b.get(4..4 + n as usize).ok_or_else(|| {
+        PyErr::from(crate::errors::Error::Interface(
+            "truncated inet from the server".into(),
+        ))
+    })?;
+    let max = if family == 3 { 128 } else { 32 };
+    let text = match family {
+        3 => {
+            let a: [u8; 16] = take(addr)?;
+            std::net::Ipv6Addr::from(a).to_string()
+        }
+        _ => {
+            let a: [u8; 4] = take(addr)?;
+            std::net::Ipv4Addr::from(a).to_string()
+        }
+    };
+    if ty == oid::CIDR {
+        ipaddress(py, "ip_network")?.call1((format!("{text}/{bits}"),))
+    } else if bits == max {
+        ipaddress(py, "ip_address")?.call1((text,))
+    } else {
+        ipaddress(py, "ip_interface")?.call1((format!("{text}/{bits}"),))
+    }
 }
 
 fn decode_array<'py>(py: Python<'py>, b: &[u8], json: JsonMode) -> PyResult<Bound<'py, PyAny>> {
