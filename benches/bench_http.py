@@ -322,7 +322,7 @@ async def fastio_iter():
     import fastio
     done = 0
     async for _i, r in fastio.fetch_iter(urls, concurrency=k):
-        done += r.status == 200
+        done += getattr(r, "status", None) == 200
     return done
 
 async def aiohttp_gather():
@@ -366,9 +366,33 @@ async def run_all(base: str, rounds: int) -> dict[str, Any]:
         h1 = await measure(small_workload(peers, f"{base}/json", False), rounds, N_SMALL)
         h2 = await measure(small_workload(peers, f"{base}/json", True), rounds, N_SMALL)
         h3 = await measure(large_workload(peers, f"{base}/1mb.bin"), rounds, N_LARGE)
+        metrics = await measure(metrics_on_off(f"{base}/json"), rounds + 2, N_SMALL)
     finally:
         await peers.close()
-    return {"H1": h1, "H2": h2, "H3": h3}
+    return {"H1": h1, "H2": h2, "H3": h3, "metrics": metrics}
+
+
+def metrics_on_off(url: str) -> Runs:
+    """H1's fetch_all with fastio's metrics recording on, then off."""
+    import fastio
+
+    urls = [url] * N_SMALL
+
+    async def batch(on: bool) -> None:
+        fastio.metrics.enable(on)
+        try:
+            rs = await fastio.fetch_all(urls, concurrency=IN_FLIGHT)
+        finally:
+            fastio.metrics.enable(True)
+        assert rs[-1].status == 200
+
+    async def on() -> None:
+        await batch(True)
+
+    async def off() -> None:
+        await batch(False)
+
+    return {"metrics on": on, "metrics off": off}
 
 
 def main() -> int:
@@ -425,6 +449,12 @@ def main() -> int:
             f"| H4 peak RSS, 100k GETs | fetch_iter {rss['fastio']:.0f} MB | "
             f"gather {rss['aiohttp']:.0f} MB | — | — | — | — | — | {ratio:.2f}x of aiohttp | — |"
         )
+    m = res["metrics"]
+    print(
+        f"\nMetrics cost on H1 (fetch_all): {m['metrics on']:,.0f}/s recorded vs "
+        f"{m['metrics off']:,.0f}/s off: {(1 - m['metrics on'] / m['metrics off']) * 100:+.1f}% "
+        f"slower with metrics (medians of {args.rounds + 2} interleaved rounds)."
+    )
     print(
         f"\nnginx (1 worker) on 127.0.0.1, ~{len(DOC)}-byte JSON and a 1 MB file; uvloop; "
         f"medians of {args.rounds} rounds, clients interleaved; {os.cpu_count()} CPUs."

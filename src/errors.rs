@@ -41,6 +41,17 @@ pub enum Error {
     /// A bad argument value; the message names the argument.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A connection could not be made or was lost.
+    #[error("{0}")]
+    Connection(String),
+    /// An error reported by the PostgreSQL server, raised as the asyncpg
+    /// class of its SQLSTATE.
+    #[error("{}", .0.message)]
+    Postgres(Box<crate::db::postgres::PgErrorInfo>),
+    /// A query argument that does not fit the server's parameter type
+    /// (asyncpg's `DataError`, "invalid input for query argument $N").
+    #[error("{0}")]
+    Data(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// An I/O error on a named file: raised as Python's `open()` raises it,
@@ -277,6 +288,9 @@ impl Error {
             } => crate::breaker::open_error(py, &breaker, retry_after),
             Error::Timeout(msg) => new_err(py, Exc::TimeoutError, msg),
             Error::InvalidArgument(msg) => new_err(py, Exc::InvalidArgumentError, msg),
+            Error::Connection(msg) => new_err(py, Exc::ConnectionError, msg),
+            Error::Postgres(info) => crate::db::postgres::server_error_to_py(py, *info),
+            Error::Data(msg) => crate::db::postgres::data_error_to_py(py, msg),
             // pyo3 maps io::ErrorKind to the builtin OSError subclasses
             // (FileNotFoundError, PermissionError, ...), as Python's open() raises.
             Error::Io(e) => e.into(),

@@ -2,6 +2,7 @@
 //! modules and assembles the Python extension module `fastio._fastio`.
 
 pub mod breaker;
+mod db;
 pub mod errors;
 mod files;
 pub mod http;
@@ -25,6 +26,7 @@ fn fastio_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     retry::init_pymodule(m)?;
     http::init_pymodule(m)?;
     files::init_pymodule(m)?;
+    db::init_pymodule(m)?;
     testing::init_pymodule(m)?;
     Ok(())
 }

@@ -4,7 +4,15 @@ import builtins
 import datetime
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextvars import Context
 from typing import Any, Generic, TypeVar
 
@@ -568,3 +576,180 @@ def _noop_plain(value: int) -> Any: ...
 def _log(
     level: str, message: str, target: str = "fastio::testing", on_tokio: bool = False
 ) -> Awaitable[None] | None: ...
+
+# ----------------------------------------------------------------- databases
+
+class Record:
+    """A result row: a sequence and a mapping at once, like asyncpg's Record.
+
+    ``r[0]``, ``r["name"]``, ``r.get(name, default)``, ``keys()/values()/items()``,
+    ``len(r)``, iteration yields values, ``dict(r)``, ``tuple(r)``, equal to the
+    tuple of its values, ``"name" in r`` tests column names.
+    """
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int | str | slice) -> Any: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def keys(self) -> Iterator[str]: ...
+    def values(self) -> Iterator[Any]: ...
+    def items(self) -> Iterator[tuple[str, Any]]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __contains__(self, key: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class Connection:
+    """A database connection, from ``fastio.connect()`` or ``Pool.acquire()``.
+
+    Parameters are ``$1, $2, ...`` bound server-side and encoded as the type
+    the server inferred for each one (a str into a uuid/date/json parameter,
+    a list into an array for ``= ANY($1)``). A cancelled or timed-out query is
+    cancelled on the server and the connection is cleaned before reuse.
+    """
+
+    def fetch(
+        self, query: str, *args: Any, timeout: float | None = None
+    ) -> Awaitable[list[Record]]:
+        """All rows as Records."""
+    def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None
+    ) -> Awaitable[Record | None]:
+        """The first row, or None."""
+    def fetchval(
+        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
+    ) -> Awaitable[Any]:
+        """One column of the first row, or None."""
+    def execute(self, query: str, *args: Any, timeout: float | None = None) -> Awaitable[str]:
+        """Runs a command; returns the server's status string, e.g. ``'INSERT 0 1'``.
+
+        Without arguments several statements may be sent at once (the status of
+        the last one is returned)."""
+    def executemany(
+        self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
+    ) -> Awaitable[None]:
+        """Runs a command once per argument sequence, pipelined in one round trip
+        and atomic (one implicit transaction)."""
+    def transaction(
+        self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
+    ) -> Any:
+        """A transaction block for ``async with``; nested ones are savepoints.
+        ``isolation``: 'serializable', 'repeatable_read', 'read_committed',
+        'read_uncommitted'. An exception inside the block rolls it back."""
+    def copy_records_to_table(
+        self,
+        table_name: str,
+        *,
+        records: Iterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+    ) -> Awaitable[str]:
+        """Copies records into a table with binary COPY (values encoded as the
+        columns' types); returns the status string, e.g. ``'COPY 100'``."""
+    def prepare(self, query: str, *, timeout: float | None = None) -> Awaitable[Any]:
+        """Prepares ``query`` on the server now (errors raised here); resolves to a
+        PreparedStatement with fetch/fetchrow/fetchval/executemany/cursor."""
+    def cursor(
+        self,
+        query: str,
+        *args: Any,
+        prefetch: int | None = None,
+        timeout: float | None = None,
+        batch_size: int | None = None,
+    ) -> Any:
+        """``async for record in conn.cursor(query, *args, prefetch=50)``: rows
+        through a server-side cursor, ``prefetch`` per round trip; outside a
+        transaction it opens (and commits) its own. ``batch_size`` = ``prefetch``."""
+    def close(self) -> Awaitable[None]:
+        """Closes the connection (an acquired one is closed, not returned to its pool)."""
+    def terminate(self) -> None:
+        """Closes the connection without waiting."""
+    def is_closed(self) -> bool: ...
+    def is_in_transaction(self) -> bool:
+        """Whether the session is inside a transaction block."""
+    def get_server_pid(self) -> int:
+        """The server backend's process id."""
+    def get_server_version_num(self) -> int | None:
+        """The server version as libpq reports it, e.g. 150004."""
+
+class PoolAcquireContext:
+    """``await pool.acquire()`` or ``async with pool.acquire() as conn:``."""
+
+    def __await__(self) -> Generator[Any, None, Connection]: ...
+    async def __aenter__(self) -> Connection: ...
+    async def __aexit__(self, *exc: object) -> bool: ...
+
+class Pool:
+    """A pool of database connections (``await fastio.create_pool(dsn)``).
+
+    Query methods acquire a connection, run, and release it."""
+
+    def fetch(
+        self, query: str, *args: Any, timeout: float | None = None
+    ) -> Awaitable[list[Record]]: ...
+    def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None
+    ) -> Awaitable[Record | None]: ...
+    def fetchval(
+        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
+    ) -> Awaitable[Any]: ...
+    def execute(self, query: str, *args: Any, timeout: float | None = None) -> Awaitable[str]: ...
+    def executemany(
+        self, command: str, args: Iterable[Sequence[Any]], *, timeout: float | None = None
+    ) -> Awaitable[None]: ...
+    def copy_records_to_table(
+        self,
+        table_name: str,
+        *,
+        records: Iterable[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+    ) -> Awaitable[str]:
+        """Copies records into a table with binary COPY (values encoded as the
+        columns' types); returns the status string, e.g. ``'COPY 100'``."""
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        """A connection from the pool; release it with ``release()`` or use ``async with``."""
+    def release(self, connection: Connection, *, timeout: float | None = None) -> Awaitable[None]:
+        """Returns an acquired connection (rolled back if left inside a transaction)."""
+    def close(self) -> Awaitable[None]:
+        """Closes the pool, waiting until acquired connections are released."""
+    def terminate(self) -> None:
+        """Closes the pool without waiting."""
+    def is_closing(self) -> bool: ...
+    def get_size(self) -> int:
+        """Open connections, idle and in use."""
+    def get_idle_size(self) -> int: ...
+    def get_min_size(self) -> int: ...
+    def get_max_size(self) -> int: ...
+    def get_stats(self) -> dict[str, int]:
+        """size, idle, in_use, waiting, acquired, timeouts, created, closed, errors."""
+
+def create_pool(
+    dsn: str,
+    *,
+    min_size: int = 10,
+    max_size: int = 10,
+    command_timeout: float | None = None,
+    acquire_timeout: float | None = None,
+    max_inactive_connection_lifetime: float | None = 300.0,
+    max_lifetime: float | None = None,
+    statement_cache_size: int = 100,
+    timeout: float | None = 60.0,
+    json_as_text: bool = False,
+) -> Awaitable[Pool]:
+    """Opens a connection pool. ``dsn``: ``postgresql://user:pass@host:port/db``
+    (or ``postgres://``; MySQL and SQLite are not implemented yet).
+    ``min_size`` connections are opened at once. ``command_timeout``: default
+    per-query deadline (the query is cancelled on the server). ``timeout``:
+    connect deadline. ``json_as_text``: json/jsonb come back as str (asyncpg's
+    default) instead of Python objects."""
+
+def connect(
+    dsn: str,
+    *,
+    timeout: float | None = 60.0,
+    command_timeout: float | None = None,
+    statement_cache_size: int = 100,
+    json_as_text: bool = False,
+) -> Awaitable[Connection]:
+    """Opens one (unpooled) connection; see ``create_pool`` for the arguments."""

@@ -1,0 +1,760 @@
+//! Python query arguments → owned [`Param`]s (event-loop thread) → binary
+//! wire values of the type the server inferred (tokio).
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict,
+    PyFloat, PyInt, PyList, PyString, PyTime, PyTimeAccess, PyTuple, PyType, PyTzInfoAccess,
+};
+
+use super::oid;
+use super::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
+
+/// One query argument, owned and free of Python objects.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// An int beyond i64, as decimal text (fits numeric only).
+    BigInt(String),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    /// `decimal.Decimal`, as `str(d)`.
+    Decimal(String),
+    /// Days since 2000-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since 2000-01-01 00:00: UTC for aware datetimes, the wall
+    /// clock for naive ones (sent to timestamptz as UTC).
+    DateTime {
+        micros: i64,
+    },
+    Interval {
+        days: i64,
+        micros: i64,
+    },
+    Uuid([u8; 16]),
+    List(Vec<Param>),
+    /// A dict, already serialized with `json.dumps`.
+    Json(String),
+    /// Something we cannot send; kept for the error message.
+    Unsupported {
+        repr: String,
+        type_name: String,
+    },
+}
+
+fn import<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    module: &str,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    cell.import(py, module, name)
+}
+
+pub(crate) fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static T: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    import(py, &T, "decimal", "Decimal")
+}
+
+pub(crate) fn uuid_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static T: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    import(py, &T, "uuid", "UUID")
+}
+
+fn json_dumps(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static F: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    F.import(py, "json", "dumps")
+}
+
+/// Days since 0001-01-01 = day 1 (Python's `date.toordinal()`).
+pub(crate) fn ordinal(y: i64, m: i64, d: i64) -> i64 {
+    // Howard Hinnant's days_from_civil, shifted to Python's ordinal.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468 + 719_163
+}
+
+fn wall_micros(dt: &Bound<'_, PyDateTime>) -> i64 {
+    let days = ordinal(
+        dt.get_year() as i64,
+        dt.get_month() as i64,
+        dt.get_day() as i64,
+    ) - PG_EPOCH_ORDINAL;
+    days * USECS_PER_DAY
+        + time_micros(
+            dt.get_hour(),
+            dt.get_minute(),
+            dt.get_second(),
+            dt.get_microsecond(),
+        )
+}
+
+fn time_micros(h: u8, m: u8, s: u8, us: u32) -> i64 {
+    ((h as i64 * 60 + m as i64) * 60 + s as i64) * 1_000_000 + us as i64
+}
+
+fn delta_micros(d: &Bound<'_, PyDelta>) -> (i64, i64) {
+    (
+        d.get_days() as i64,
+        d.get_seconds() as i64 * 1_000_000 + d.get_microseconds() as i64,
+    )
+}
+
+impl Param {
+    /// Converts one argument; never fails for an unknown type (the encoder
+    /// reports it against the parameter's SQL type, as asyncpg does).
+    pub(crate) fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Param> {
+        let py = obj.py();
+        if obj.is_none() {
+            return Ok(Param::Null);
+        }
+        if let Ok(s) = obj.cast::<PyString>() {
+            return Ok(Param::Str(s.to_str()?.to_owned()));
+        }
+        if obj.is_instance_of::<PyBool>() {
+            return Ok(Param::Bool(obj.is_truthy()?));
+        }
+        if obj.is_instance_of::<PyInt>() {
+            return Ok(match obj.extract::<i64>() {
+                Ok(v) => Param::Int(v),
+                Err(_) => Param::BigInt(obj.str()?.to_str()?.to_owned()),
+            });
+        }
+        if let Ok(f) = obj.cast::<PyFloat>() {
+            return Ok(Param::Float(f.value()));
+        }
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(Param::Bytes(b.as_bytes().to_vec()));
+        }
+        if let Ok(dt) = obj.cast::<PyDateTime>() {
+            return Ok(match dt.get_tzinfo() {
+                Some(_) => {
+                    let off = dt.call_method0("utcoffset")?;
+                    let (d, us) = match off.cast::<PyDelta>() {
+                        Ok(off) => delta_micros(off),
+                        Err(_) => (0, 0),
+                    };
+                    Param::DateTime {
+                        micros: wall_micros(dt) - (d * USECS_PER_DAY + us),
+                    }
+                }
+                None => Param::DateTime {
+                    micros: wall_micros(dt),
+                },
+            });
+        }
+        if let Ok(d) = obj.cast::<PyDate>() {
+            let days = ordinal(
+                d.get_year() as i64,
+                d.get_month() as i64,
+                d.get_day() as i64,
+            ) - PG_EPOCH_ORDINAL;
+            return Ok(Param::Date(days as i32));
+        }
+        if let Ok(t) = obj.cast::<PyTime>() {
+            return Ok(Param::Time(time_micros(
+                t.get_hour(),
+                t.get_minute(),
+                t.get_second(),
+                t.get_microsecond(),
+            )));
+        }
+        if let Ok(d) = obj.cast::<PyDelta>() {
+            let (days, micros) = delta_micros(d);
+            return Ok(Param::Interval { days, micros });
+        }
+        if let Ok(list) = obj.cast::<PyList>() {
+            return list
+                .iter()
+                .map(|v| Param::from_py(&v))
+                .collect::<PyResult<_>>()
+                .map(Param::List);
+        }
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            return t
+                .iter()
+                .map(|v| Param::from_py(&v))
+                .collect::<PyResult<_>>()
+                .map(Param::List);
+        }
+        if obj.is_instance(decimal_type(py)?)? {
+            return Ok(Param::Decimal(obj.str()?.to_str()?.to_owned()));
+        }
+        if obj.is_instance(uuid_type(py)?)? {
+            let v: u128 = obj.getattr("int")?.extract()?;
+            return Ok(Param::Uuid(v.to_be_bytes()));
+        }
+        if obj.is_instance_of::<PyDict>() {
+            let s = json_dumps(py)?.call1((obj,))?;
+            return Ok(Param::Json(s.extract()?));
+        }
+        let ty = obj.get_type();
+        if ty.module()?.to_str()? == "ipaddress" {
+            return Ok(Param::Str(obj.str()?.to_str()?.to_owned()));
+        }
+        if let Ok(b) = obj.cast::<PyByteArray>() {
+            return Ok(Param::Bytes(b.to_vec()));
+        }
+        if let Ok(b) = obj.extract::<Vec<u8>>() {
+            if !obj.is_instance_of::<PyString>() {
+                return Ok(Param::Bytes(b));
+            }
+        }
+        Ok(Param::Unsupported {
+            repr: obj.repr()?.to_str()?.to_owned(),
+            type_name: obj.get_type().name()?.to_str()?.to_owned(),
+        })
+    }
+
+    /// Python-style repr for error messages.
+    pub(crate) fn repr(&self) -> String {
+        match self {
+            Param::Null => "None".into(),
+            Param::Bool(b) => if *b { "True" } else { "False" }.into(),
+            Param::Int(v) => v.to_string(),
+            Param::BigInt(s) => s.clone(),
+            Param::Float(f) => format!("{f:?}"),
+            Param::Str(s) | Param::Json(s) => py_str_repr(s),
+            Param::Bytes(b) => format!("b{}", py_str_repr(&String::from_utf8_lossy(b))),
+            Param::Decimal(s) => format!("Decimal('{s}')"),
+            Param::Date(_) | Param::Time(_) | Param::DateTime { .. } | Param::Interval { .. } => {
+                self.type_name().to_owned()
+            }
+            Param::Uuid(u) => format!("UUID('{}')", uuid_text(u)),
+            Param::List(v) => {
+                let inner: Vec<String> = v.iter().map(Param::repr).collect();
+                format!("[{}]", inner.join(", "))
+            }
+            Param::Unsupported { repr, .. } => repr.clone(),
+        }
+    }
+
+    fn type_name(&self) -> &str {
+        match self {
+            Param::Null => "NoneType",
+            Param::Bool(_) => "bool",
+            Param::Int(_) | Param::BigInt(_) => "int",
+            Param::Float(_) => "float",
+            Param::Str(_) => "str",
+            Param::Bytes(_) => "bytes",
+            Param::Decimal(_) => "Decimal",
+            Param::Date(_) => "date",
+            Param::Time(_) => "time",
+            Param::DateTime { .. } => "datetime",
+            Param::Interval { .. } => "timedelta",
+            Param::Uuid(_) => "UUID",
+            Param::List(_) => "list",
+            Param::Json(_) => "dict",
+            Param::Unsupported { type_name, .. } => type_name,
+        }
+    }
+}
+
+fn py_str_repr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn uuid_text(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn expected(what: &str, got: &Param) -> String {
+    format!("expected {what}, got '{}'", got.type_name())
+}
+
+fn int_range(v: i64, bits: u32) -> Result<i64, String> {
+    let (lo, hi) = match bits {
+        16 => (i16::MIN as i64, i16::MAX as i64),
+        32 => (i32::MIN as i64, i32::MAX as i64),
+        _ => (i64::MIN, i64::MAX),
+    };
+    if v < lo || v > hi {
+        Err(format!("value out of int{bits} range"))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Encodes `p` (not NULL) as the binary value of type `ty` onto `buf`.
+/// The error is the parenthesised reason of asyncpg's "invalid input for
+/// query argument $N: <value> (<reason>)".
+pub(crate) fn encode(p: &Param, ty: u32, buf: &mut Vec<u8>) -> Result<(), String> {
+    use oid::*;
+    match (ty, p) {
+        (INT2, Param::Int(v)) => buf.extend_from_slice(&(int_range(*v, 16)? as i16).to_be_bytes()),
+        (INT4, Param::Int(v)) => buf.extend_from_slice(&(int_range(*v, 32)? as i32).to_be_bytes()),
+        (INT8, Param::Int(v)) => buf.extend_from_slice(&v.to_be_bytes()),
+        (OID, Param::Int(v)) => {
+            let v = u32::try_from(*v).map_err(|_| "value out of uint32 range".to_owned())?;
+            buf.extend_from_slice(&v.to_be_bytes())
+        }
+        (INT2 | INT4 | INT8, Param::BigInt(_)) => {
+            return Err(format!("value out of int{} range", int_bits(ty)))
+        }
+        (INT2 | INT4 | INT8 | OID, Param::Bool(_))
+        | (INT2 | INT4 | INT8 | OID, Param::Float(_)) => {
+            return Err(format!(
+                "'{}' object cannot be interpreted as an integer",
+                p.type_name()
+            ))
+        }
+        (INT2 | INT4 | INT8 | OID, _) => {
+            return Err(format!(
+                "'{}' object cannot be interpreted as an integer",
+                p.type_name()
+            ))
+        }
+        (FLOAT4, Param::Float(f)) => buf.extend_from_slice(&(*f as f32).to_be_bytes()),
+        (FLOAT4, Param::Int(i)) => buf.extend_from_slice(&(*i as f32).to_be_bytes()),
+        (FLOAT8, Param::Float(f)) => buf.extend_from_slice(&f.to_be_bytes()),
+        (FLOAT8, Param::Int(i)) => buf.extend_from_slice(&(*i as f64).to_be_bytes()),
+        (FLOAT4 | FLOAT8, _) => return Err(expected("a float", p)),
+        (NUMERIC, Param::Decimal(s) | Param::BigInt(s)) => encode_numeric(s, buf)?,
+        (NUMERIC, Param::Int(i)) => encode_numeric(&i.to_string(), buf)?,
+        (NUMERIC, Param::Float(f)) => {
+            let s = if f.is_nan() {
+                "NaN".to_owned()
+            } else if f.is_infinite() {
+                if *f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
+            } else {
+                f.to_string()
+            };
+            encode_numeric(&s, buf)?
+        }
+        (NUMERIC, _) => return Err(expected("a Decimal, int or float", p)),
+        (BOOL, Param::Bool(b)) => buf.push(*b as u8),
+        (BOOL, _) => return Err(expected("a bool", p)),
+        (BYTEA, Param::Bytes(b)) => buf.extend_from_slice(b),
+        (BYTEA, _) => return Err(expected("a bytes-like object", p)),
+        (TEXT | VARCHAR | BPCHAR | NAME | UNKNOWN | XML | CHAR, Param::Str(s)) => {
+            buf.extend_from_slice(s.as_bytes())
+        }
+        (JSON, Param::Str(s) | Param::Json(s)) => buf.extend_from_slice(s.as_bytes()),
+        (JSONB, Param::Str(s) | Param::Json(s)) => {
+            buf.push(1);
+            buf.extend_from_slice(s.as_bytes())
+        }
+        (JSON | JSONB, Param::List(_) | Param::Int(_) | Param::Float(_) | Param::Bool(_)) => {
+            if ty == JSONB {
+                buf.push(1);
+            }
+            write_json(p, buf)?
+        }
+        (INET | CIDR, Param::Str(s)) => encode_inet(s, ty == CIDR, buf)?,
+        (INET | CIDR, _) => return Err(expected("an ipaddress object or str", p)),
+        (UUID, Param::Uuid(u)) => buf.extend_from_slice(u),
+        (UUID, Param::Str(s)) => buf.extend_from_slice(&parse_uuid(s)?),
+        (DATE, Param::Date(d)) => buf.extend_from_slice(&d.to_be_bytes()),
+        (DATE, Param::DateTime { micros, .. }) => {
+            buf.extend_from_slice(&(micros.div_euclid(USECS_PER_DAY) as i32).to_be_bytes())
+        }
+        (DATE, Param::Str(s)) => buf.extend_from_slice(&parse_date(s)?.to_be_bytes()),
+        (TIMESTAMP | TIMESTAMPTZ, Param::DateTime { micros, .. }) => {
+            buf.extend_from_slice(&micros.to_be_bytes())
+        }
+        (TIMESTAMP | TIMESTAMPTZ, Param::Date(d)) => {
+            buf.extend_from_slice(&(*d as i64 * USECS_PER_DAY).to_be_bytes())
+        }
+        (TIME, Param::Time(t)) => buf.extend_from_slice(&t.to_be_bytes()),
+        (INTERVAL, Param::Interval { days, micros }) => {
+            buf.extend_from_slice(&micros.to_be_bytes());
+            let days = i32::try_from(*days).map_err(|_| "interval out of range".to_owned())?;
+            buf.extend_from_slice(&days.to_be_bytes());
+            buf.extend_from_slice(&0i32.to_be_bytes());
+        }
+        (t, Param::List(items)) if oid::array_element(t).is_some() => {
+            encode_array(items, oid::array_element(t).unwrap_or(TEXT), buf)?
+        }
+        // Types without a native encoder (enums, domains over text, ...):
+        // their binary input is their text form for enums; others fail on
+        // the server with a clear error.
+        (_, Param::Str(s)) if oid::array_element(ty).is_none() && !is_known(ty) => {
+            buf.extend_from_slice(s.as_bytes())
+        }
+        (DATE | TIMESTAMP | TIMESTAMPTZ | TIME | INTERVAL | UUID, _) => {
+            return Err(expected(type_label(ty), p))
+        }
+        (TEXT | VARCHAR | BPCHAR | NAME | UNKNOWN | XML | CHAR | JSON | JSONB, _) => {
+            return Err(expected("str", p))
+        }
+        (t, _) if oid::array_element(t).is_some() => return Err(expected("a list or tuple", p)),
+        _ => {
+            return Err(format!(
+                "no encoder for '{}' into type oid {ty}",
+                p.type_name()
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn is_known(ty: u32) -> bool {
+    use oid::*;
+    matches!(
+        ty,
+        BOOL | BYTEA
+            | CHAR
+            | NAME
+            | INT8
+            | INT2
+            | INT4
+            | TEXT
+            | OID
+            | JSON
+            | XML
+            | FLOAT4
+            | FLOAT8
+            | UNKNOWN
+            | BPCHAR
+            | VARCHAR
+            | DATE
+            | TIME
+            | TIMESTAMP
+            | TIMESTAMPTZ
+            | INTERVAL
+            | NUMERIC
+            | UUID
+            | JSONB
+    )
+}
+
+fn int_bits(ty: u32) -> u32 {
+    match ty {
+        oid::INT2 => 16,
+        oid::INT4 => 32,
+        _ => 64,
+    }
+}
+
+fn type_label(ty: u32) -> &'static str {
+    match ty {
+        oid::DATE => "a datetime.date or datetime.datetime instance",
+        oid::TIMESTAMP | oid::TIMESTAMPTZ => "a datetime.date or datetime.datetime instance",
+        oid::TIME => "a datetime.time instance",
+        oid::INTERVAL => "a datetime.timedelta instance",
+        oid::UUID => "a uuid.UUID or str",
+        _ => "a value of the parameter's type",
+    }
+}
+
+/// inet/cidr binary: family, prefix bits, is_cidr, address length, address.
+fn encode_inet(s: &str, cidr: bool, buf: &mut Vec<u8>) -> Result<(), String> {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (
+            a,
+            Some(
+                b.parse::<u8>()
+                    .map_err(|_| format!("invalid network prefix in {s:?}"))?,
+            ),
+        ),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid IP address {s:?}"))?;
+    let (family, max, bytes) = match ip {
+        std::net::IpAddr::V4(a) => (2u8, 32u8, a.octets().to_vec()),
+        std::net::IpAddr::V6(a) => (3u8, 128u8, a.octets().to_vec()),
+    };
+    let bits = bits.unwrap_or(max);
+    if bits > max {
+        return Err(format!("invalid network prefix in {s:?}"));
+    }
+    buf.extend_from_slice(&[family, bits, cidr as u8, bytes.len() as u8]);
+    buf.extend_from_slice(&bytes);
+    Ok(())
+}
+
+fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
+    let hex: String = s
+        .trim_start_matches("urn:uuid:")
+        .chars()
+        .filter(|c| !matches!(c, '-' | '{' | '}'))
+        .collect();
+    if hex.len() != 32 {
+        return Err(format!("invalid UUID {s:?}: expected 32 hex digits"));
+    }
+    let v = u128::from_str_radix(&hex, 16).map_err(|_| format!("invalid UUID {s:?}"))?;
+    Ok(v.to_be_bytes())
+}
+
+fn parse_date(s: &str) -> Result<i32, String> {
+    let bad = || format!("invalid date {s:?}: expected YYYY-MM-DD");
+    let mut it = s.trim().splitn(3, '-');
+    let y: i64 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let m: i64 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let d: i64 = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mdays = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > mdays[(m - 1) as usize] {
+        return Err(bad());
+    }
+    Ok((ordinal(y, m, d) - PG_EPOCH_ORDINAL) as i32)
+}
+
+/// PostgreSQL's binary numeric from decimal text (`str(Decimal)`).
+pub(crate) fn encode_numeric(s: &str, buf: &mut Vec<u8>) -> Result<(), String> {
+    let s = s.trim();
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let special = |sign: u16, buf: &mut Vec<u8>| {
+        buf.extend_from_slice(&0i16.to_be_bytes());
+        buf.extend_from_slice(&0i16.to_be_bytes());
+        buf.extend_from_slice(&sign.to_be_bytes());
+        buf.extend_from_slice(&0u16.to_be_bytes());
+    };
+    match body.to_ascii_lowercase().as_str() {
+        "nan" | "snan" => {
+            special(0xC000, buf);
+            return Ok(());
+        }
+        "infinity" | "inf" => {
+            special(if neg { 0xF000 } else { 0xD000 }, buf);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let bad = || format!("invalid numeric {s:?}");
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().map_err(|_| bad())?),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = match mantissa.find('.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, ""),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err(bad());
+    }
+    let mut digits: Vec<u8> = Vec::with_capacity(int_part.len() + frac_part.len() + 8);
+    for c in int_part.bytes().chain(frac_part.bytes()) {
+        if !c.is_ascii_digit() {
+            return Err(bad());
+        }
+        digits.push(c - b'0');
+    }
+    let mut point = int_part.len() as i64 + exp;
+    let dscale = (digits.len() as i64 - point).max(0);
+    let lead = (4 - point.rem_euclid(4)) % 4;
+    let mut padded = vec![0u8; lead as usize];
+    padded.extend_from_slice(&digits);
+    point += lead;
+    while !padded.len().is_multiple_of(4) || (padded.len() as i64) < point {
+        padded.push(0);
+    }
+    let mut groups: Vec<i16> = padded
+        .chunks(4)
+        .map(|c| (c[0] as i16) * 1000 + (c[1] as i16) * 100 + (c[2] as i16) * 10 + c[3] as i16)
+        .collect();
+    let mut weight = point / 4 - 1;
+    let lead_zeros = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..lead_zeros);
+    weight -= lead_zeros as i64;
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let weight = i16::try_from(weight).map_err(|_| format!("numeric {s:?} out of range"))?;
+    let dscale = u16::try_from(dscale).map_err(|_| format!("numeric {s:?} out of range"))?;
+    buf.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    buf.extend_from_slice(&weight.to_be_bytes());
+    buf.extend_from_slice(
+        &(if neg && !groups.is_empty() {
+            0x4000u16
+        } else {
+            0
+        })
+        .to_be_bytes(),
+    );
+    buf.extend_from_slice(&dscale.to_be_bytes());
+    for g in groups {
+        buf.extend_from_slice(&g.to_be_bytes());
+    }
+    Ok(())
+}
+
+fn array_dims(items: &[Param], dims: &mut Vec<i32>) {
+    dims.push(items.len() as i32);
+    if let Some(Param::List(inner)) = items.first() {
+        array_dims(inner, dims);
+    }
+}
+
+fn encode_array(items: &[Param], elem: u32, buf: &mut Vec<u8>) -> Result<(), String> {
+    let mut dims = Vec::new();
+    array_dims(items, &mut dims);
+    if items.is_empty() {
+        dims.clear();
+    }
+    let start = buf.len();
+    buf.extend_from_slice(&(dims.len() as i32).to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes()); // has-null flag, patched below
+    buf.extend_from_slice(&elem.to_be_bytes());
+    for d in &dims {
+        buf.extend_from_slice(&d.to_be_bytes());
+        buf.extend_from_slice(&1i32.to_be_bytes());
+    }
+    if dims.is_empty() {
+        return Ok(()); // '{}': zero dimensions, no elements
+    }
+    let mut has_null = false;
+    encode_elements(items, &dims, elem, buf, &mut has_null)?;
+    if has_null {
+        buf[start + 4..start + 8].copy_from_slice(&1i32.to_be_bytes());
+    }
+    Ok(())
+}
+
+fn encode_elements(
+    items: &[Param],
+    dims: &[i32],
+    elem: u32,
+    buf: &mut Vec<u8>,
+    has_null: &mut bool,
+) -> Result<(), String> {
+    if items.len() as i32 != dims[0] {
+        return Err("multi-dimensional arrays must have sub-arrays of matching length".into());
+    }
+    for item in items {
+        if dims.len() > 1 {
+            match item {
+                Param::List(inner) => encode_elements(inner, &dims[1..], elem, buf, has_null)?,
+                _ => {
+                    return Err(
+                        "multi-dimensional arrays must have sub-arrays of matching length".into(),
+                    )
+                }
+            }
+            continue;
+        }
+        if let Param::Null = item {
+            *has_null = true;
+            buf.extend_from_slice(&(-1i32).to_be_bytes());
+            continue;
+        }
+        let len_at = buf.len();
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        encode(item, elem, buf)?;
+        let len = (buf.len() - len_at - 4) as i32;
+        buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+fn write_json(p: &Param, buf: &mut Vec<u8>) -> Result<(), String> {
+    match p {
+        Param::Null => buf.extend_from_slice(b"null"),
+        Param::Bool(b) => buf.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Param::Int(i) => buf.extend_from_slice(i.to_string().as_bytes()),
+        Param::BigInt(s) | Param::Decimal(s) => buf.extend_from_slice(s.as_bytes()),
+        Param::Float(f) => buf.extend_from_slice(
+            serde_json::to_string(f)
+                .map_err(|e| e.to_string())?
+                .as_bytes(),
+        ),
+        Param::Str(s) => buf.extend_from_slice(
+            serde_json::to_string(s)
+                .map_err(|e| e.to_string())?
+                .as_bytes(),
+        ),
+        Param::Json(s) => buf.extend_from_slice(s.as_bytes()),
+        Param::List(items) => {
+            buf.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_json(item, buf)?;
+            }
+            buf.push(b']');
+        }
+        other => return Err(format!("'{}' is not JSON serializable", other.type_name())),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(s: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        encode_numeric(s, &mut b).unwrap();
+        b
+    }
+
+    fn words(b: &[u8]) -> Vec<i16> {
+        b.chunks(2)
+            .map(|c| i16::from_be_bytes([c[0], c[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn numeric_layout() {
+        // ndigits, weight, sign, dscale, digits...
+        assert_eq!(
+            words(&numeric("12345.678")),
+            vec![3, 1, 0, 3, 1, 2345, 6780]
+        );
+        assert_eq!(words(&numeric("-0.0001")), vec![1, -1, 0x4000, 4, 1]);
+        assert_eq!(words(&numeric("1E+8")), vec![1, 2, 0, 0, 1]);
+        assert_eq!(words(&numeric("0")), vec![0, 0, 0, 0]);
+        assert_eq!(words(&numeric("0.00")), vec![0, 0, 0, 2]);
+        assert_eq!(words(&numeric("1.5E-7")), vec![1, -2, 0, 8, 15]);
+    }
+
+    #[test]
+    fn ordinals_match_python() {
+        assert_eq!(ordinal(2000, 1, 1), 730_120);
+        assert_eq!(ordinal(1, 1, 1), 1);
+        assert_eq!(ordinal(2024, 2, 29), 738_945);
+    }
+}

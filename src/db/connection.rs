@@ -1,0 +1,655 @@
+//! `Connection`: one database session, standalone (`connect`) or acquired
+//! from a `Pool`; and the guard that never lets a connection whose query was
+//! cancelled be reused before it is clean.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection as _, Postgres};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use super::codec::from_python::Param;
+use super::codec::to_python::JsonMode;
+use super::pool::PoolInner;
+use super::postgres::{self, recover, CancelKey, Shape};
+use crate::errors::{Error, Result};
+use crate::runtime::{check_fork, future_into_py, Awaitable, ReturnNone};
+
+/// Per-pool / per-connection settings the queries need.
+pub(crate) struct Settings {
+    pub(crate) opts: Arc<PgConnectOptions>,
+    pub(crate) json: JsonMode,
+    pub(crate) command_timeout: Option<Duration>,
+    /// Named, cached statements (statement_cache_size > 0).
+    pub(crate) persistent: bool,
+    pub(crate) generation: u64,
+}
+
+/// The live session behind a Connection.
+pub(crate) enum Conn {
+    Pooled(PoolConnection<Postgres>),
+    Direct(Box<PgConnection>),
+}
+
+impl Conn {
+    pub(crate) fn pg(&mut self) -> &mut PgConnection {
+        match self {
+            Conn::Pooled(c) => c,
+            Conn::Direct(c) => c,
+        }
+    }
+}
+
+pub(crate) struct ConnState {
+    pub(crate) conn: Option<Conn>,
+    /// Why `conn` is gone (for the error message).
+    pub(crate) gone: &'static str,
+}
+
+/// Something that holds a connection for the length of one query.
+pub(crate) trait Holder: Send + 'static {
+    fn pg(&mut self) -> Option<&mut PgConnection>;
+    /// Closes the connection instead of reusing it.
+    fn discard(self);
+}
+
+impl Holder for PoolConnection<Postgres> {
+    fn pg(&mut self) -> Option<&mut PgConnection> {
+        Some(self)
+    }
+
+    fn discard(mut self) {
+        self.close_on_drop();
+    }
+}
+
+impl Holder for OwnedMutexGuard<ConnState> {
+    fn pg(&mut self) -> Option<&mut PgConnection> {
+        self.conn.as_mut().map(Conn::pg)
+    }
+
+    fn discard(mut self) {
+        if let Some(Conn::Pooled(mut c)) = self.conn.take() {
+            c.close_on_drop();
+        }
+        self.gone = "the connection was closed after a cancelled query could not be cleaned up";
+    }
+}
+
+/// Holds a connection while a query runs. Finished normally, the connection
+/// is read back to ReadyForQuery if an error left replies pending. Dropped
+/// mid-query (task cancelled, `wait_for`, command timeout), a task sends the
+/// server a CancelRequest, drains the connection, and closes it if it does
+/// not come back; meanwhile nobody else can use it.
+pub(crate) struct Busy<H: Holder> {
+    held: Option<H>,
+    key: Option<CancelKey>,
+}
+
+impl<H: Holder> Busy<H> {
+    pub(crate) fn new(mut held: H, opts: &Arc<PgConnectOptions>) -> Self {
+        let key = held.pg().map(|c| CancelKey::of(opts, c));
+        Busy {
+            held: Some(held),
+            key,
+        }
+    }
+
+    pub(crate) fn pg(&mut self) -> Result<&mut PgConnection> {
+        self.held
+            .as_mut()
+            .and_then(Holder::pg)
+            .ok_or_else(|| Error::Interface("the connection is closed".into()))
+    }
+
+    /// The query finished (successfully or with an error): hand the
+    /// connection back, clean.
+    pub(crate) async fn finish(mut self) -> Option<H> {
+        let mut held = self.held.take()?;
+        let ok = match held.pg() {
+            Some(c) if !c.is_ready_for_query() => {
+                matches!(
+                    tokio::time::timeout(postgres::DRAIN_TIMEOUT, c.drain_pending()).await,
+                    Ok(Ok(()))
+                )
+            }
+            _ => true,
+        };
+        if ok {
+            Some(held)
+        } else {
+            held.discard();
+            None
+        }
+    }
+}
+
+impl<H: Holder> Drop for Busy<H> {
+    fn drop(&mut self) {
+        let Some(mut held) = self.held.take() else {
+            return;
+        };
+        if held.pg().is_none_or(|c| c.is_ready_for_query()) {
+            return;
+        }
+        let key = self.key.take();
+        let cleanup = async move {
+            let ok = match held.pg() {
+                Some(c) => recover(c, key).await,
+                None => true,
+            };
+            if !ok {
+                held.discard();
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(cleanup);
+            }
+            Err(_) => {
+                if let Ok(h) = crate::runtime::handle() {
+                    h.spawn(cleanup);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `fut` under the per-call or default command timeout.
+pub(crate) async fn with_timeout<T>(
+    limit: Option<Duration>,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match limit {
+        None => fut.await,
+        Some(d) => match tokio::time::timeout(d, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(format!(
+                "the query did not complete within {:.3} s (cancelled on the server)",
+                d.as_secs_f64()
+            ))),
+        },
+    }
+}
+
+pub(crate) fn timeout_arg(what: &str, t: Option<f64>) -> Result<Option<Duration>> {
+    match t {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(Error::InvalidArgument(format!(
+            "{what} must be a positive number of seconds or None, got {s}"
+        ))),
+    }
+}
+
+pub(crate) fn params_of(args: &Bound<'_, PyTuple>) -> PyResult<Vec<Param>> {
+    args.iter().map(|a| Param::from_py(&a)).collect()
+}
+
+pub(crate) fn batch_of(args: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<Param>>> {
+    let mut out = Vec::with_capacity(args.len().unwrap_or(0));
+    for row in args.try_iter()? {
+        let row = row?;
+        if row.is_instance_of::<PyString>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "executemany(): args must be an iterable of argument sequences",
+            ));
+        }
+        // Tuples and lists (the usual rows) without a Python iterator each.
+        let params = if let Ok(t) = row.cast::<PyTuple>() {
+            t.iter()
+                .map(|a| Param::from_py(&a))
+                .collect::<PyResult<Vec<_>>>()?
+        } else if let Ok(l) = row.cast::<pyo3::types::PyList>() {
+            l.iter()
+                .map(|a| Param::from_py(&a))
+                .collect::<PyResult<Vec<_>>>()?
+        } else {
+            let mut params = Vec::new();
+            for a in row.try_iter()? {
+                params.push(Param::from_py(&a?)?);
+            }
+            params
+        };
+        out.push(params);
+    }
+    Ok(out)
+}
+
+pub(crate) struct ConnInner {
+    pub(crate) state: Arc<AsyncMutex<ConnState>>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) pool: Option<Arc<PoolInner>>,
+    pub(crate) pid: u32,
+    pub(crate) server_version: Option<u32>,
+    pub(crate) closed: AtomicBool,
+}
+
+impl ConnInner {
+    pub(crate) fn new(conn: Conn, settings: Arc<Settings>, pool: Option<Arc<PoolInner>>) -> Self {
+        let mut conn = conn;
+        let pg = conn.pg();
+        let pid = pg.backend_key_data().0;
+        let server_version = pg.server_version_num();
+        ConnInner {
+            state: Arc::new(AsyncMutex::new(ConnState {
+                conn: Some(conn),
+                gone: "the connection is closed",
+            })),
+            settings,
+            pool,
+            pid,
+            server_version,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    async fn lock(&self) -> Result<OwnedMutexGuard<ConnState>> {
+        let guard = Arc::clone(&self.state).lock_owned().await;
+        if guard.conn.is_none() {
+            return Err(Error::Interface(guard.gone.to_owned()));
+        }
+        Ok(guard)
+    }
+
+    pub(crate) async fn query(
+        &self,
+        sql: String,
+        params: Vec<Param>,
+        shape: Shape,
+        timeout: Option<Duration>,
+    ) -> Result<postgres::QueryOutput> {
+        let guard = self.lock().await?;
+        let mut busy = Busy::new(guard, &self.settings.opts);
+        let json = self.settings.json;
+        let persistent = self.settings.persistent;
+        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
+            postgres::run_query(busy.pg()?, &sql, &params, shape, json, persistent).await
+        })
+        .await;
+        if out.is_ok() || !matches!(out, Err(Error::Timeout(_))) {
+            busy.finish().await;
+        }
+        out
+    }
+
+    pub(crate) async fn query_many(
+        &self,
+        sql: String,
+        batch: Vec<Vec<Param>>,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let guard = self.lock().await?;
+        let mut busy = Busy::new(guard, &self.settings.opts);
+        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
+            postgres::run_many(busy.pg()?, &sql, &batch).await
+        })
+        .await;
+        if !matches!(out, Err(Error::Timeout(_))) {
+            busy.finish().await;
+        }
+        out
+    }
+
+    pub(crate) async fn copy_records(
+        &self,
+        table: String,
+        schema: Option<String>,
+        columns: Option<Vec<String>>,
+        records: Vec<Vec<Param>>,
+        timeout: Option<Duration>,
+    ) -> Result<String> {
+        let guard = self.lock().await?;
+        let mut busy = Busy::new(guard, &self.settings.opts);
+        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
+            postgres::copy_records(
+                busy.pg()?,
+                &table,
+                schema.as_deref(),
+                columns.as_deref(),
+                &records,
+            )
+            .await
+        })
+        .await;
+        if !matches!(out, Err(Error::Timeout(_))) {
+            busy.finish().await;
+        }
+        out
+    }
+
+    /// Prepares `sql` on the server (syntax and types checked now) and
+    /// returns the parameter type OIDs.
+    pub(crate) async fn prepare(&self, sql: &str, timeout: Option<Duration>) -> Result<Vec<u32>> {
+        let guard = self.lock().await?;
+        let mut busy = Busy::new(guard, &self.settings.opts);
+        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
+            postgres::param_types(busy.pg()?, sql).await
+        })
+        .await;
+        if !matches!(out, Err(Error::Timeout(_))) {
+            busy.finish().await;
+        }
+        out
+    }
+
+    /// Gives a pooled connection back (rolled back if left in a transaction).
+    pub(crate) async fn release(&self) -> Result<()> {
+        let mut guard = Arc::clone(&self.state).lock_owned().await;
+        let conn = guard.conn.take();
+        guard.gone = "the connection has been released back to the pool";
+        self.closed.store(true, Ordering::Release);
+        drop(guard);
+        match conn {
+            Some(Conn::Pooled(mut c)) => {
+                if c.in_transaction_block() {
+                    let rolled_back = sqlx::Executor::execute(&mut *c, "ROLLBACK").await;
+                    if rolled_back.is_err() {
+                        c.close_on_drop();
+                        return Ok(());
+                    }
+                }
+                // Back in the idle set before release() returns.
+                c.return_to_pool().await;
+            }
+            Some(Conn::Direct(c)) => {
+                let _ = c.close().await;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) -> Result<()> {
+        let mut guard = Arc::clone(&self.state).lock_owned().await;
+        let conn = guard.conn.take();
+        guard.gone = "the connection is closed";
+        self.closed.store(true, Ordering::Release);
+        drop(guard);
+        match conn {
+            Some(Conn::Pooled(c)) => {
+                let _ = c.close().await;
+            }
+            Some(Conn::Direct(c)) => {
+                let _ = c.close().await;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn terminate(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() {
+            if let Some(Conn::Pooled(mut c)) = guard.conn.take() {
+                c.close_on_drop();
+            }
+            guard.gone = "the connection is closed";
+        }
+    }
+}
+
+/// A database connection. From `fastio.connect()` or `Pool.acquire()`.
+#[pyclass(frozen, module = "fastio._fastio")]
+pub struct Connection {
+    pub(crate) inner: Arc<ConnInner>,
+}
+
+impl Connection {
+    fn check(&self) -> PyResult<()> {
+        check_fork(self.inner.settings.generation, "this connection")?;
+        Ok(())
+    }
+
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        shape: Shape,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.check()?;
+        let params = params_of(args)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            inner.query(query, params, shape, timeout).await
+        })
+    }
+}
+
+#[pymethods]
+impl Connection {
+    /// Runs a query and returns all rows as a list of Records.
+    #[pyo3(signature = (query, *args, timeout = None))]
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.run(py, query, args, Shape::All, timeout)
+    }
+
+    /// Runs a query and returns the first row, or None.
+    #[pyo3(signature = (query, *args, timeout = None))]
+    fn fetchrow<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.run(py, query, args, Shape::Row, timeout)
+    }
+
+    /// Runs a query and returns one column of the first row, or None.
+    #[pyo3(signature = (query, *args, column = 0, timeout = None))]
+    fn fetchval<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        column: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.run(py, query, args, Shape::Value(column), timeout)
+    }
+
+    /// Runs a command and returns its status string (e.g. 'INSERT 0 1').
+    #[pyo3(signature = (query, *args, timeout = None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.run(py, query, args, Shape::Status, timeout)
+    }
+
+    /// Runs a command once per argument sequence, in one round trip.
+    #[pyo3(signature = (command, args, *, timeout = None))]
+    fn executemany<'py>(
+        &self,
+        py: Python<'py>,
+        command: String,
+        args: &Bound<'py, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.check()?;
+        let batch = batch_of(args)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            inner.query_many(command, batch, timeout).await?;
+            Ok(ReturnNone)
+        })
+    }
+
+    /// Closes the connection (a pooled one is closed, not returned).
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            inner.close().await?;
+            Ok(ReturnNone)
+        })
+    }
+
+    /// Closes the connection immediately, without waiting.
+    fn terminate(&self) {
+        self.inner.terminate();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection is inside a transaction block.
+    fn is_in_transaction(&self) -> bool {
+        match self.inner.state.try_lock() {
+            Ok(mut g) => g
+                .conn
+                .as_mut()
+                .is_some_and(|c| c.pg().in_transaction_block()),
+            // A query is running; its transaction state is not known yet.
+            Err(_) => false,
+        }
+    }
+
+    /// The process id of the server backend.
+    fn get_server_pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// The server's version number, as libpq's PQserverVersion (e.g. 150004).
+    fn get_server_version_num(&self) -> Option<u32> {
+        self.inner.server_version
+    }
+
+    /// A transaction block (`async with conn.transaction(): ...`); nested
+    /// ones are savepoints.
+    #[pyo3(signature = (*, isolation = None, readonly = false, deferrable = false))]
+    fn transaction<'py>(
+        slf: &Bound<'py, Self>,
+        isolation: Option<String>,
+        readonly: bool,
+        deferrable: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let cls = py.import("fastio._transaction")?.getattr("Transaction")?;
+        let kw = pyo3::types::PyDict::new(py);
+        kw.set_item("isolation", isolation)?;
+        kw.set_item("readonly", readonly)?;
+        kw.set_item("deferrable", deferrable)?;
+        cls.call((slf,), Some(&kw))
+    }
+
+    /// Copies `records` (sequences of values) into `table_name` with binary
+    /// COPY; returns the status string ('COPY 3').
+    #[pyo3(signature = (table_name, *, records, columns = None, schema_name = None, timeout = None))]
+    fn copy_records_to_table<'py>(
+        &self,
+        py: Python<'py>,
+        table_name: String,
+        records: &Bound<'py, PyAny>,
+        columns: Option<Vec<String>>,
+        schema_name: Option<String>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.check()?;
+        let rows = batch_of(records)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            inner
+                .copy_records(table_name, schema_name, columns, rows, timeout)
+                .await
+        })
+    }
+
+    /// Prepares `query` on the server; resolves to a PreparedStatement with
+    /// `fetch/fetchrow/fetchval/executemany` (and `cursor`).
+    #[pyo3(signature = (query, *, timeout = None))]
+    fn prepare<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        self.check()?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            let types = inner.prepare(&query, timeout).await?;
+            Ok(Prepared {
+                conn: Connection { inner },
+                query,
+                types,
+            })
+        })
+    }
+
+    /// An async iterator over the rows of `query`, fetched `prefetch` at a
+    /// time through a server-side cursor (inside a transaction of its own
+    /// when none is open). `batch_size` is accepted as an alias of `prefetch`.
+    #[pyo3(signature = (query, *args, prefetch = None, timeout = None, batch_size = None))]
+    fn cursor<'py>(
+        slf: &Bound<'py, Self>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        prefetch: Option<usize>,
+        timeout: Option<f64>,
+        batch_size: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let n = prefetch.or(batch_size).unwrap_or(50);
+        if n == 0 {
+            return Err(
+                Error::InvalidArgument("cursor(): prefetch must be at least 1".into()).into(),
+            );
+        }
+        let cls = py.import("fastio._cursor")?.getattr("Cursor")?;
+        cls.call1((slf, query, args, n, timeout))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<fastio.Connection pid={}{}>",
+            self.inner.pid,
+            if self.is_closed() { " closed" } else { "" }
+        )
+    }
+}
+
+/// The result of `Connection.prepare()`, turned into the Python-level
+/// PreparedStatement on the event-loop thread.
+struct Prepared {
+    conn: Connection,
+    query: String,
+    types: Vec<u32>,
+}
+
+impl<'py> IntoPyObject<'py> for Prepared {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let cls = py
+            .import("fastio._prepared")?
+            .getattr("PreparedStatement")?;
+        cls.call1((Bound::new(py, self.conn)?, self.query, self.types))
+    }
+}
+
+pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Connection>()
+}

@@ -1,0 +1,17 @@
+//! Databases: one `Pool` type and `Connection` for every backend (the DSN's
+//! scheme picks it), `Record` rows, and the value codecs.
+
+pub(crate) mod codec;
+pub(crate) mod connection;
+pub(crate) mod pool;
+pub(crate) mod postgres;
+pub(crate) mod record;
+
+use pyo3::prelude::*;
+
+pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    record::init_pymodule(m)?;
+    connection::init_pymodule(m)?;
+    pool::init_pymodule(m)?;
+    Ok(())
+}

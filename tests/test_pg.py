@@ -1,0 +1,668 @@
+"""PostgreSQL through fastio's native API: pools, connections, records, types,
+errors, transactions and cancellation, against a real server (and side by side
+with asyncpg where behaviour must match)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import decimal
+import itertools
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+import fastio
+from fastio import pg_exceptions as exc
+
+_names = itertools.count()
+
+
+def table() -> str:
+    """A table name no other test uses."""
+    return f"t_{next(_names)}_{uuid.uuid4().hex[:8]}"
+
+
+async def pool_for(pg_server: Any, **kw: Any) -> fastio.Pool:
+    kw.setdefault("min_size", 1)
+    kw.setdefault("max_size", 4)
+    return await fastio.create_pool(pg_server.dsn, **kw)
+
+
+async def run(awaitable: Any) -> Any:
+    return await awaitable
+
+
+async def wait_until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.05)
+
+
+# ------------------------------------------------------------------ basics
+
+
+async def test_fetch_fetchrow_fetchval_on_pool_and_connection(pg_server: Any) -> None:
+    pool = await pool_for(pg_server)
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        for target in (pool, conn):
+            rows = await target.fetch("SELECT g AS n, g * 2 AS d FROM generate_series(1, 3) g")
+            assert [tuple(r) for r in rows] == [(1, 2), (2, 4), (3, 6)]
+            row = await target.fetchrow("SELECT 1 AS a, 'x' AS b")
+            assert row is not None and row["b"] == "x"
+            assert await target.fetchrow("SELECT 1 WHERE false") is None
+            assert await target.fetch("SELECT 1 WHERE false") == []
+            assert await target.fetchval("SELECT 1, 2, 3", column=2) == 3
+            assert await target.fetchval("SELECT 1 WHERE false") is None
+            with pytest.raises(IndexError):
+                await target.fetchval("SELECT 1", column=5)
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+async def test_execute_returns_asyncpg_status_strings(pg_server: Any) -> None:
+    t = table()
+    statements = [
+        (f"CREATE TABLE {t} (id int PRIMARY KEY, v text)", ()),
+        (f"INSERT INTO {t} VALUES (1, 'a'), (2, 'b')", ()),
+        (f"INSERT INTO {t} VALUES ($1, $2)", (3, "c")),
+        (f"UPDATE {t} SET v = 'z' WHERE id > $1", (1,)),
+        (f"DELETE FROM {t} WHERE id = $1", (3,)),
+        (f"SELECT * FROM {t}", ()),
+        ("SELECT 1; SELECT 2 UNION SELECT 3", ()),
+        (f"DROP TABLE {t}", ()),
+    ]
+    pool = await pool_for(pg_server)
+    ours = [await pool.execute(q, *a) for q, a in statements]
+    await pool.close()
+    peer = await asyncpg.connect(pg_server.dsn)
+    theirs = [await peer.execute(q.replace(t, t + "_p"), *a) for q, a in statements]
+    await peer.close()
+    assert ours == theirs
+    assert ours[1:5] == ["INSERT 0 2", "INSERT 0 1", "UPDATE 2", "DELETE 1"]
+
+
+async def test_executemany_inserts_every_row_and_is_atomic(pg_server: Any) -> None:
+    t = table()
+    pool = await pool_for(pg_server)
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, v text)")
+        await pool.executemany(
+            f"INSERT INTO {t} VALUES ($1, $2)", [(i, str(i)) for i in range(500)]
+        )
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 500
+        # A duplicate in the middle: nothing of the batch is applied.
+        with pytest.raises(exc.UniqueViolationError):
+            await pool.executemany(f"INSERT INTO {t} VALUES ($1, $2)", [(1000, "a"), (5, "dup")])
+        assert await pool.fetchval(f"SELECT count(*) FROM {t} WHERE id = 1000") == 0
+        # The connection that saw the error is clean for the next query.
+        async with pool.acquire() as conn:
+            await conn.executemany(f"INSERT INTO {t} VALUES ($1, $2)", [(2000, "x")])
+            assert await conn.fetchval(f"SELECT v FROM {t} WHERE id = 2000") == "x"
+        await pool.executemany(f"INSERT INTO {t} VALUES ($1, $2)", [])
+    finally:
+        await pool.close()
+
+
+async def test_pool_sizes_and_stats(pg_server: Any) -> None:
+    pool = await fastio.create_pool(pg_server.dsn, min_size=2, max_size=3)
+    try:
+        assert (pool.get_min_size(), pool.get_max_size()) == (2, 3)
+        await wait_until(lambda: asyncio.sleep(0, pool.get_size() == 2))
+        conns = [await pool.acquire() for _ in range(3)]
+        assert pool.get_size() == 3 and pool.get_idle_size() == 0
+        stats = pool.get_stats()
+        assert stats["in_use"] == 3 and stats["acquired"] >= 3 and stats["created"] >= 3
+        # A fourth acquire waits, then times out.
+        with pytest.raises(TimeoutError):
+            await pool.acquire(timeout=0.2)
+        assert pool.get_stats()["timeouts"] == 1
+        for c in conns:
+            await pool.release(c)
+        assert pool.get_idle_size() == 3
+        assert set(pool.get_stats()) == {
+            "size", "idle", "in_use", "waiting", "acquired", "timeouts", "created", "closed",
+            "errors",
+        }  # fmt: skip
+    finally:
+        await pool.close()
+
+
+async def test_acquire_is_awaitable_and_a_context_manager(pg_server: Any) -> None:
+    pool = await pool_for(pg_server, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            pid = conn.get_server_pid()
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+        assert conn.is_closed()
+        with pytest.raises(fastio.InterfaceError, match="released"):
+            await conn.fetchval("SELECT 1")
+        conn2 = await pool.acquire()
+        assert conn2.get_server_pid() == pid  # the same session went back to the pool
+        await pool.release(conn2)
+    finally:
+        await pool.close()
+    with pytest.raises(fastio.InterfaceError, match="closed"):
+        await pool.fetchval("SELECT 1")
+
+
+async def test_release_rolls_back_an_open_transaction(pg_server: Any) -> None:
+    t = table()
+    pool = await pool_for(pg_server, max_size=1)
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id int)")
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute(f"INSERT INTO {t} VALUES (1)")
+        assert conn.is_in_transaction()
+        await pool.release(conn)
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 0
+    finally:
+        await pool.close()
+
+
+# ------------------------------------------------------------------ records
+
+
+async def test_record_is_a_sequence_and_a_mapping(pg_server: Any) -> None:
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        r = await conn.fetchrow("SELECT 1 AS id, 'a' AS name, NULL::int AS z")
+    finally:
+        await conn.close()
+    assert r[0] == 1 and r[-1] is None and r["name"] == "a"
+    assert r.get("name") == "a" and r.get("missing", 7) == 7 and r.get("missing") is None
+    assert list(r.keys()) == ["id", "name", "z"]
+    assert list(r.values()) == [1, "a", None]
+    assert list(r.items()) == [("id", 1), ("name", "a"), ("z", None)]
+    assert len(r) == 3 and list(r) == [1, "a", None]
+    assert dict(r) == {"id": 1, "name": "a", "z": None}
+    assert tuple(r) == (1, "a", None) and r == (1, "a", None) and r != (1, "a")
+    assert r[0:2] == (1, "a")
+    assert "name" in r and "nope" not in r
+    assert repr(r) == "<Record id=1 name='a' z=None>"
+    assert hash(r) == hash((1, "a", None))
+    with pytest.raises(KeyError):
+        r["nope"]
+    with pytest.raises(IndexError):
+        r[3]
+
+
+# -------------------------------------------------------------------- types
+
+TYPE_QUERIES = [
+    "SELECT 1::int2, 2::int4, 3::int8, 1.5::float4, 2.25::float8, true, false",
+    "SELECT 12345.6780::numeric, (-0.000001)::numeric, 'NaN'::numeric, 1e30::numeric, 0::numeric",
+    "SELECT 'text'::text, 'v'::varchar(5), 'c'::char(3), 'nm'::name, 'é'::text",
+    "SELECT '\\x00ff10'::bytea, ''::bytea",
+    "SELECT '2024-02-29'::date, '12:34:56.789'::time, '2024-02-29 01:02:03.456789'::timestamp",
+    "SELECT '2024-02-29 01:02:03+05'::timestamptz, 'infinity'::timestamp, '0001-01-01'::date",
+    "SELECT '1 day 02:03:04.5'::interval, '-3 hours'::interval, '2 months 3 days'::interval",
+    "SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid",
+    "SELECT ARRAY[1, NULL, 3], ARRAY['a', NULL], ARRAY[[1, 2], [3, 4]], '{}'::int[]",
+    "SELECT ARRAY[1.5]::numeric[], ARRAY['2024-01-01'::date], ARRAY[true, false]",
+    "SELECT NULL::int, NULL::text, NULL::uuid, NULL::int[]",
+]
+
+
+@pytest.mark.parametrize("query", TYPE_QUERIES)
+async def test_decoding_matches_asyncpg(pg_server: Any, query: str) -> None:
+    conn = await fastio.connect(pg_server.dsn)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        ours = tuple(await conn.fetchrow(query))
+        theirs = tuple(await peer.fetchrow(query))
+    finally:
+        await conn.close()
+        await peer.close()
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, decimal.Decimal) and v.is_nan():
+            return "NaN"
+        if isinstance(v, uuid.UUID):
+            return uuid.UUID(str(v))  # asyncpg returns its own UUID subclass
+        return v
+
+    assert [norm(v) for v in ours] == [norm(v) for v in theirs]
+    assert [type(norm(v)) for v in ours] == [type(norm(v)) for v in theirs]
+
+
+async def test_json_is_decoded_natively_and_text_on_request(pg_server: Any) -> None:
+    q = """SELECT '{"a": [1, 2]}'::jsonb, '[true, null]'::json"""
+    conn = await fastio.connect(pg_server.dsn)
+    text_conn = await fastio.connect(pg_server.dsn, json_as_text=True)
+    try:
+        assert tuple(await conn.fetchrow(q)) == ({"a": [1, 2]}, [True, None])
+        assert tuple(await text_conn.fetchrow(q)) == ('{"a": [1, 2]}', "[true, null]")
+        assert await conn.fetchval("SELECT $1::jsonb", {"k": "v"}) == {"k": "v"}
+        assert await conn.fetchval("SELECT $1::json", '{"s": 1}') == {"s": 1}
+        assert await conn.fetchval("SELECT $1::jsonb -> 1", [1, "two"]) == "two"
+    finally:
+        await conn.close()
+        await text_conn.close()
+
+
+async def test_parameters_are_encoded_as_the_server_inferred_type(pg_server: Any) -> None:
+    t = table()
+    pool = await pool_for(pg_server)
+    u = uuid.uuid4()
+    try:
+        await pool.execute(
+            f"CREATE TABLE {t} (id int8, small int2, n numeric, u uuid, d date, "
+            "ts timestamptz, j jsonb, tags text[])"
+        )
+        await pool.execute(
+            f"INSERT INTO {t} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            1,
+            2,
+            7,  # int into numeric
+            str(u),  # str into uuid
+            "2024-03-01",  # str into date
+            datetime.datetime(
+                2024, 3, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+            ),
+            '{"a": 1}',  # str into jsonb
+            ["x", None],
+        )
+        row = await pool.fetchrow(f"SELECT * FROM {t}")
+        assert row["n"] == decimal.Decimal(7) and row["u"] == u
+        assert row["d"] == datetime.date(2024, 3, 1)
+        assert row["ts"] == datetime.datetime(2024, 3, 1, 10, tzinfo=datetime.timezone.utc)
+        assert row["j"] == {"a": 1} and row["tags"] == ["x", None]
+        # A list binds an array for = ANY($1).
+        assert await pool.fetch(f"SELECT id FROM {t} WHERE id = ANY($1)", [1, 5]) == [(1,)]
+        assert await pool.fetchval("SELECT $1::int8[]", [[1, 2], [3, 4]]) == [[1, 2], [3, 4]]
+        big = decimal.Decimal("-98765432109876543210.0123456789")
+        assert await pool.fetchval("SELECT $1::numeric", big) == big
+        assert await pool.fetchval("SELECT $1::numeric", 2**70) == decimal.Decimal(2**70)
+        assert await pool.fetchval(
+            "SELECT $1::interval", datetime.timedelta(days=-1, seconds=5)
+        ) == (datetime.timedelta(days=-1, seconds=5))
+        assert await pool.fetchval("SELECT $1::bytea", b"\x00\x01") == b"\x00\x01"
+        assert await pool.fetchval("SELECT $1::float8", 3) == 3.0
+        assert await pool.fetchval("SELECT $1", "untyped is text") == "untyped is text"
+        assert await pool.fetchval("SELECT $1::text IS NULL", None) is True
+    finally:
+        await pool.close()
+
+
+ARG = "invalid input for query argument $1: "
+
+
+@pytest.mark.parametrize(
+    ("query", "arg", "message"),
+    [
+        ("SELECT $1::int2", 100000, ARG + "100000 (value out of int16 range)"),
+        ("SELECT $1::int", "x", ARG + "'x' ('str' object cannot be interpreted as an integer)"),
+        ("SELECT $1::uuid", "abc", ARG + "'abc' (invalid UUID"),
+        ("SELECT $1::int4", 2**40, "value out of int32 range"),
+        ("SELECT $1::bool", 1, "expected a bool"),
+    ],
+)
+async def test_a_value_that_does_not_fit_raises_data_error(
+    pg_server: Any, query: str, arg: Any, message: str
+) -> None:
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        with pytest.raises(exc.DataError) as info:
+            await conn.fetchval(query, arg)
+        assert str(info.value).startswith(message) or message in str(info.value)
+        assert isinstance(info.value, exc.PostgresError)
+        assert await conn.fetchval("SELECT 41 + 1") == 42  # nothing was sent
+    finally:
+        await conn.close()
+
+
+async def test_wrong_argument_count_is_an_interface_error(pg_server: Any) -> None:
+    pool = await pool_for(pg_server)
+    try:
+        with pytest.raises(
+            fastio.InterfaceError, match="expects 1 argument for this query, 2 were"
+        ):
+            await pool.fetchval("SELECT $1::int", 1, 2)
+        assert await pool.fetchval("SELECT $1::int", 5) == 5
+    finally:
+        await pool.close()
+
+
+# ------------------------------------------------------------------- errors
+
+
+async def test_server_errors_raise_the_sqlstate_class_with_fields(pg_server: Any) -> None:
+    t = table()
+    pool = await pool_for(pg_server)
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id int CONSTRAINT {t}_pk PRIMARY KEY)")
+        await pool.execute(f"INSERT INTO {t} VALUES (1)")
+        with pytest.raises(exc.UniqueViolationError) as info:
+            await pool.execute(f"INSERT INTO {t} VALUES ($1)", 1)
+        e = info.value
+        assert e.sqlstate == "23505" and e.constraint_name == f"{t}_pk"
+        assert e.table_name == t and e.detail == "Key (id)=(1) already exists."
+        assert "DETAIL:  Key (id)=(1) already exists." in str(e)
+        assert isinstance(e, exc.IntegrityConstraintViolationError)
+        assert isinstance(e, exc.PostgresError) and isinstance(e, fastio.FastIOError)
+        assert e.as_dict()["sqlstate"] == "23505"
+        with pytest.raises(exc.PostgresSyntaxError) as syntax:
+            await pool.fetch("SELEC 1")
+        assert syntax.value.position == "1" and syntax.value.query == "SELEC 1"
+        with pytest.raises(exc.UndefinedTableError):
+            await pool.fetch("SELECT * FROM no_such_table_here")
+        with pytest.raises(exc.DivisionByZeroError):
+            await pool.fetchval("SELECT 1 / $1::int", 0)
+        assert await pool.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()
+
+
+async def test_every_asyncpg_sqlstate_class_exists_with_the_same_code() -> None:
+    import asyncpg.exceptions as ax
+
+    for name in dir(ax):
+        cls = getattr(ax, name)
+        code = getattr(cls, "__dict__", {}).get("sqlstate")
+        if isinstance(cls, type) and code:
+            ours = getattr(exc, name)
+            assert ours.sqlstate == code
+            assert [b.__name__ for b in ours.__mro__ if "sqlstate" in b.__dict__] == [
+                b.__name__ for b in cls.__mro__ if "sqlstate" in b.__dict__
+            ]
+
+
+async def test_bad_dsn_and_bad_password_never_show_the_password(pg_server: Any) -> None:
+    with pytest.raises(ValueError, match="dsn"):
+        await fastio.create_pool("http://u:hunter2@h/db")
+    with pytest.raises(ValueError, match="not supported yet"):
+        await fastio.create_pool("mysql://u:hunter2@h/db")
+    wrong = pg_server.dsn.replace(f":{pg_server.password}@", ":hunter2-wrong@")
+    with pytest.raises(exc.InvalidPasswordError) as info:
+        await fastio.connect(wrong)
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value)
+    pool = await pool_for(pg_server)
+    try:
+        assert f":{pg_server.password}@" not in repr(pool)
+        assert f"{pg_server.user}:***@" in repr(pool)
+    finally:
+        await pool.close()
+
+
+# ------------------------------------------------------------- transactions
+
+
+async def test_transactions_commit_roll_back_and_nest(pg_server: Any) -> None:
+    t = table()
+    pool = await pool_for(pg_server)
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id int)")
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute(f"INSERT INTO {t} VALUES (1)")
+                assert conn.is_in_transaction()
+            assert not conn.is_in_transaction()
+            with pytest.raises(RuntimeError):
+                async with conn.transaction():
+                    await conn.execute(f"INSERT INTO {t} VALUES (2)")
+                    raise RuntimeError("boom")
+            async with conn.transaction():
+                await conn.execute(f"INSERT INTO {t} VALUES (3)")
+                with pytest.raises(exc.DivisionByZeroError):
+                    async with conn.transaction():  # a savepoint
+                        await conn.execute(f"INSERT INTO {t} VALUES (4)")
+                        await conn.execute("SELECT 1 / 0")
+                await conn.execute(f"INSERT INTO {t} VALUES (5)")
+            tr = conn.transaction()
+            await tr.start()
+            await conn.execute(f"INSERT INTO {t} VALUES (6)")
+            await tr.rollback()
+        assert [r[0] for r in await pool.fetch(f"SELECT id FROM {t} ORDER BY id")] == [1, 3, 5]
+    finally:
+        await pool.close()
+
+
+async def test_transaction_isolation_and_readonly(pg_server: Any) -> None:
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        async with conn.transaction(isolation="serializable", readonly=True, deferrable=True):
+            assert await conn.fetchval("SHOW transaction_isolation") == "serializable"
+            assert await conn.fetchval("SHOW transaction_read_only") == "on"
+            with pytest.raises(exc.ReadOnlySQLTransactionError):
+                await conn.execute("CREATE TEMP TABLE x (id int)")
+        async with conn.transaction(isolation="repeatable_read"):
+            assert await conn.fetchval("SHOW transaction_isolation") == "repeatable read"
+        with pytest.raises(ValueError):
+            conn.transaction(isolation="bogus")
+    finally:
+        await conn.close()
+
+
+# ------------------------------------------------------------- cancellation
+
+
+async def sleeping_backends(pool: fastio.Pool) -> int:
+    return await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE query LIKE 'SELECT pg_sleep(%' AND state = 'active'"
+    )
+
+
+async def test_cancelled_query_is_cancelled_on_the_server(pg_server: Any) -> None:
+    pool = await pool_for(pg_server, min_size=2, max_size=2)
+    try:
+        task = asyncio.create_task(run(pool.fetchval("SELECT pg_sleep(60)")))
+        await wait_until(lambda: _positive(pool))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await wait_until(lambda: _zero(pool))
+        # Both connections give correct answers afterwards (none is handed out dirty).
+        results = await asyncio.gather(*(pool.fetchval("SELECT $1::int", i) for i in range(20)))
+        assert results == list(range(20))
+    finally:
+        await pool.close()
+
+
+async def _positive(pool: fastio.Pool) -> bool:
+    return await sleeping_backends(pool) > 0
+
+
+async def _zero(pool: fastio.Pool) -> bool:
+    return await sleeping_backends(pool) == 0
+
+
+async def test_wait_for_on_a_connection_cancels_and_keeps_it_usable(pg_server: Any) -> None:
+    conn = await fastio.connect(pg_server.dsn)
+    watcher = await fastio.connect(pg_server.dsn)
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.fetchval("SELECT pg_sleep(60)"), 0.3)
+        # The next query waits for the cleanup and gets its own answer.
+        assert await conn.fetchval("SELECT 'after'") == "after"
+        pid = conn.get_server_pid()
+        assert (
+            await watcher.fetchval("SELECT state FROM pg_stat_activity WHERE pid = $1", pid)
+            == "idle"
+        )
+    finally:
+        await conn.close()
+        await watcher.close()
+
+
+async def test_command_timeout_cancels_on_the_server(pg_server: Any) -> None:
+    pool = await pool_for(pg_server, min_size=1, max_size=1, command_timeout=0.3)
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            await pool.fetchval("SELECT pg_sleep(60)")
+        with pytest.raises(fastio.TimeoutError):
+            await pool.fetchval("SELECT pg_sleep(60)", timeout=0.2)
+        # The only connection is reused: clean, and not running the sleep.
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE query LIKE 'SELECT pg_sleep(%' AND state = 'active'"
+            )
+            == 0
+        )
+        assert await pool.fetchval("SELECT 7", timeout=5) == 7
+    finally:
+        await pool.close()
+
+
+async def test_statement_cache_size_zero_leaves_no_named_statements(pg_server: Any) -> None:
+    # What PgBouncer's transaction mode needs: every statement unnamed.
+    t = table()
+    conn = await fastio.connect(pg_server.dsn, statement_cache_size=0)
+    cached = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TEMP TABLE {t} (id int)")
+        await conn.executemany(f"INSERT INTO {t} VALUES ($1)", [(1,), (2,)])
+        assert await conn.fetch(f"SELECT id FROM {t} WHERE id > $1", 0) == [(1,), (2,)]
+        assert await conn.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
+        await cached.fetchval("SELECT $1::int", 1)
+        assert await cached.fetchval("SELECT count(*) FROM pg_prepared_statements") >= 1
+    finally:
+        await conn.close()
+        await cached.close()
+
+
+async def test_random_cancellations_under_load_leave_every_connection_healthy(
+    pg_server: Any,
+) -> None:
+    import random
+
+    rng = random.Random(4)
+    pool = await pool_for(pg_server, min_size=4, max_size=4)
+    try:
+
+        async def one(i: int) -> None:
+            sleep = rng.choice([0, 0, 0.001, 0.01, 0.05])
+            query = pool.fetchval("SELECT $1::int FROM pg_sleep($2)", i, sleep)
+            try:
+                value = await asyncio.wait_for(query, rng.choice([0.001, 0.005, 0.02, 1.0]))
+            except asyncio.TimeoutError:
+                return
+            assert value == i  # a reused connection never answers someone else's query
+
+        await asyncio.gather(*(one(i) for i in range(300)))
+        # Every connection of the pool answers its own queries afterwards.
+        checks = asyncio.gather(*(pool.fetchval("SELECT $1::int", i) for i in range(200)))
+        got = await asyncio.wait_for(checks, 30)
+        assert got == list(range(200))
+        await wait_until(lambda: _zero(pool))
+    finally:
+        await pool.close()
+
+
+async def test_pool_recovers_after_a_server_restart(pg_server: Any) -> None:
+    if not getattr(pg_server, "can_restart", True):
+        pytest.skip("external server")
+    pool = await pool_for(pg_server, min_size=2, max_size=2)
+    try:
+        assert await pool.fetchval("SELECT 1") == 1
+        await asyncio.get_running_loop().run_in_executor(None, pg_server.restart)
+        # Connections from before the restart are dead: queries on them fail
+        # cleanly (an error, never a hang or a wrong answer) ...
+        outcomes = []
+        for i in range(6):
+            try:
+                outcomes.append(await asyncio.wait_for(pool.fetchval("SELECT $1::int", i), 10))
+            except (fastio.FastIOError, ConnectionError) as e:
+                outcomes.append(type(e).__name__)
+        assert all(o == i or isinstance(o, str) for i, o in enumerate(outcomes)), outcomes
+        # ... and the pool replaces them.
+        assert await pool.fetchval("SELECT 42") == 42
+        assert await pool.fetchval("SELECT 43") == 43
+    finally:
+        await pool.close()
+
+
+async def test_prepare_checks_now_and_runs_many_times(pg_server: Any) -> None:
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TEMP TABLE {t} (id int, v text)")
+        insert = await conn.prepare(f"INSERT INTO {t} VALUES ($1, $2)")
+        assert insert.get_parameter_type_oids() == [23, 25]
+        await insert.executemany([(1, "a"), (2, "b")])
+        select = await conn.prepare(f"SELECT v FROM {t} WHERE id = $1")
+        assert await select.fetchval(1) == "a"
+        assert await select.fetchrow(2) == ("b",)
+        assert await select.fetch(3) == []
+        assert select.get_query().startswith("SELECT v")
+        assert [r[0] async for r in select.cursor(2)] == ["b"]
+        with pytest.raises(exc.UndefinedTableError):
+            await conn.prepare("SELECT * FROM no_such_table_at_all")
+        with pytest.raises(exc.DataError):
+            await select.fetchval("not an int")
+    finally:
+        await conn.close()
+
+
+async def test_copy_records_to_table(pg_server: Any) -> None:
+    t = table()
+    pool = await pool_for(pg_server)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        await pool.execute(
+            f"CREATE TABLE {t} (id int, name text, score numeric, at timestamptz, tags text[])"
+        )
+        at = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        records = [(i, f"n{i}", decimal.Decimal(i) / 4, at, ["a", None]) for i in range(1000)]
+        records.append((1000, None, None, None, None))
+        async with pool.acquire() as conn:
+            assert await conn.copy_records_to_table(t, records=records) == "COPY 1001"
+        assert (
+            await pool.copy_records_to_table(
+                t, records=[("x", 2000)], columns=["name", "id"], schema_name="public"
+            )
+            == "COPY 1"
+        )
+        rows = await pool.fetch(f"SELECT * FROM {t} ORDER BY id")
+        assert [tuple(r) for r in rows[:1000]] == records[:1000]
+        assert tuple(rows[1000]) == (1000, None, None, None, None)
+        assert rows[-1]["name"] == "x"
+        # asyncpg returns the same status string.
+        assert await peer.copy_records_to_table(t, records=[(1, "p", None, None, None)]) == "COPY 1"
+        with pytest.raises(exc.DataError, match="record 0"):
+            await pool.copy_records_to_table(t, records=[("not an int", "a", 1, at, [])])
+        with pytest.raises(exc.UndefinedTableError):
+            await pool.copy_records_to_table("no_such_table_x", records=[(1,)])
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 1003
+    finally:
+        await peer.close()
+        await pool.close()
+
+
+async def test_network_mac_and_timetz_types_match_asyncpg(pg_server: Any) -> None:
+    import ipaddress
+
+    q = (
+        "SELECT '192.168.0.1'::inet, '10.1.0.0/16'::inet, '10.0.0.0/8'::cidr, '::1'::inet,"
+        " '2001:db8::/32'::cidr, '08:00:2b:01:02:03'::macaddr, '12:34:56+02'::timetz,"
+        " ARRAY['1.2.3.4'::inet]"
+    )
+    conn = await fastio.connect(pg_server.dsn)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        ours = tuple(await conn.fetchrow(q))
+        theirs = tuple(await peer.fetchrow(q))
+        assert ours == theirs
+        assert [type(v) for v in ours] == [type(v) for v in theirs]
+        net = ipaddress.ip_network("192.168.0.0/24")
+        assert await conn.fetchval("SELECT $1::cidr", net) == net
+        assert await conn.fetchval("SELECT $1::inet", "10.0.0.5") == ipaddress.ip_address(
+            "10.0.0.5"
+        )
+        assert await conn.fetchval("SELECT $1::inet[]", ["::1", None]) == [
+            ipaddress.ip_address("::1"),
+            None,
+        ]
+        with pytest.raises(exc.DataError, match="invalid IP address"):
+            await conn.fetchval("SELECT $1::inet", "not-an-ip")
+    finally:
+        await conn.close()
+        await peer.close()
