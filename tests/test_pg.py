@@ -666,3 +666,38 @@ async def test_network_mac_and_timetz_types_match_asyncpg(pg_server: Any) -> Non
     finally:
         await conn.close()
         await peer.close()
+
+
+async def test_listen_notify_calls_listeners(pg_server: Any) -> None:
+    conn = await fastio.connect(pg_server.dsn)
+    sender = await asyncpg.connect(pg_server.dsn)
+    got: list[tuple[Any, int, str, str]] = []
+    arrived = asyncio.Event()
+    done_async: list[str] = []
+
+    def on_note(c: Any, pid: int, channel: str, payload: str) -> None:
+        got.append((c, pid, channel, payload))
+        arrived.set()
+
+    async def on_note_async(c: Any, pid: int, channel: str, payload: str) -> None:
+        done_async.append(payload)
+
+    try:
+        await conn.add_listener("chan_a", on_note)
+        await conn.add_listener("chan_a", on_note_async)
+        await sender.execute("NOTIFY chan_a, 'hello'")
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert got == [(conn, sender.get_server_pid(), "chan_a", "hello")]
+        await asyncio.sleep(0.05)
+        assert done_async == ["hello"]
+        # Queries on the connection keep working while it listens.
+        assert await conn.fetchval("SELECT 5") == 5
+        await conn.remove_listener("chan_a", on_note_async)
+        await conn.remove_listener("chan_a", on_note)
+        arrived.clear()
+        await sender.execute("NOTIFY chan_a, 'ignored'")
+        await asyncio.sleep(0.2)
+        assert len(got) == 1 and done_async == ["hello"]
+    finally:
+        await sender.close()
+        await conn.close()

@@ -151,6 +151,16 @@ class Connection:
     ) -> Awaitable[str]:
         """Copies records into a table with binary COPY (values encoded as the
         columns' types); returns the status string, e.g. ``'COPY 100'``."""
+    async def add_listener(
+        self, channel: str, callback: Callable[[Connection, int, str, str], Any]
+    ) -> None:
+        """LISTEN on ``channel``; ``callback(connection, pid, channel, payload)``
+        runs on the event loop for every NOTIFY (coroutine functions are
+        scheduled as tasks). Uses a second, dedicated server session."""
+    async def remove_listener(
+        self, channel: str, callback: Callable[[Connection, int, str, str], Any]
+    ) -> None:
+        """Removes a listener; the last one for a channel UNLISTENs."""
     def prepare(self, query: str, *, timeout: float | None = None) -> Awaitable[Any]:
         """Prepares ``query`` on the server now (errors raised here); resolves to a
         PreparedStatement with fetch/fetchrow/fetchval/executemany/cursor."""
