@@ -701,3 +701,44 @@ async def test_listen_notify_calls_listeners(pg_server: Any) -> None:
     finally:
         await sender.close()
         await conn.close()
+
+
+def test_a_pool_from_before_fork_fails_clearly_in_the_child(pg_server: Any) -> None:
+    import os
+    import warnings
+
+    from conftest import run
+
+    pool = run(pool_for(pg_server, min_size=1, max_size=2))
+
+    def child() -> int:
+        try:
+            pool.fetchval("SELECT 1")
+        except fastio.UsedAfterForkError:
+            pass
+        else:
+            return 3
+
+        async def fresh() -> int:
+            p = await pool_for(pg_server, min_size=1, max_size=1)
+            try:
+                return await p.fetchval("SELECT 7")
+            finally:
+                await p.close()
+
+        return 0 if run(fresh()) == 7 else 4
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's pool is untouched by the child.
+    assert run(pool.fetchval("SELECT 8")) == 8
+    run(pool.close())

@@ -343,6 +343,8 @@ impl ConnInner {
 
     /// Gives a pooled connection back (rolled back if left in a transaction).
     pub(crate) async fn release(&self) -> Result<()> {
+        // Listeners belong to this user of the connection, as in asyncpg.
+        self.listener.lock().await.take();
         let mut guard = Arc::clone(&self.state).lock_owned().await;
         let conn = guard.conn.take();
         guard.gone = "the connection has been released back to the pool";
