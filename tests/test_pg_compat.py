@@ -363,3 +363,16 @@ async def test_unsupported_options_are_refused_clearly(pg_server: Any) -> None:
     with pytest.raises(fastio.pg.exceptions.UnsupportedClientFeatureError, match="init"):
         await fastio.pg.create_pool(pg_server.dsn, init=lambda c: None)
     await asyncio.sleep(0)
+
+
+async def test_server_version_and_pid_match_asyncpg(pg_server: Any) -> None:
+    conn = await fastio.pg.connect(pg_server.dsn)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        assert tuple(conn.get_server_version()) == tuple(peer.get_server_version())
+        assert conn.get_server_version().major >= 10
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        assert conn.get_server_pid() == pid
+    finally:
+        await conn.close()
+        await peer.close()

@@ -184,6 +184,9 @@ class Connection:
         """Whether the session is inside a transaction block."""
     def get_server_pid(self) -> int:
         """The server backend's process id."""
+    def get_server_version(self) -> Any:
+        """The server version as asyncpg's ServerVersion named tuple
+        ``(major, minor, micro, releaselevel, serial)``."""
     def get_server_version_num(self) -> int | None:
         """The server version as libpq reports it, e.g. 150004."""
 

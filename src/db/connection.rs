@@ -540,6 +540,19 @@ impl Connection {
         self.inner.server_version
     }
 
+    /// The server version as asyncpg's `ServerVersion` named tuple.
+    fn get_server_version<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let num = self.inner.server_version.unwrap_or(0);
+        let (major, minor, micro) = if num >= 100_000 {
+            (num / 10_000, 0, num % 10_000)
+        } else {
+            (num / 10_000, (num / 100) % 100, num % 100)
+        };
+        py.import("fastio._types")?
+            .getattr("ServerVersion")?
+            .call1((major, minor, micro, "final", 0))
+    }
+
     /// A transaction block (`async with conn.transaction(): ...`); nested
     /// ones are savepoints.
     #[pyo3(signature = (*, isolation = None, readonly = false, deferrable = false))]
