@@ -666,3 +666,79 @@ async def test_network_mac_and_timetz_types_match_asyncpg(pg_server: Any) -> Non
     finally:
         await conn.close()
         await peer.close()
+
+
+async def test_listen_notify_calls_listeners(pg_server: Any) -> None:
+    conn = await fastio.connect(pg_server.dsn)
+    sender = await asyncpg.connect(pg_server.dsn)
+    got: list[tuple[Any, int, str, str]] = []
+    arrived = asyncio.Event()
+    done_async: list[str] = []
+
+    def on_note(c: Any, pid: int, channel: str, payload: str) -> None:
+        got.append((c, pid, channel, payload))
+        arrived.set()
+
+    async def on_note_async(c: Any, pid: int, channel: str, payload: str) -> None:
+        done_async.append(payload)
+
+    try:
+        await conn.add_listener("chan_a", on_note)
+        await conn.add_listener("chan_a", on_note_async)
+        await sender.execute("NOTIFY chan_a, 'hello'")
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert got == [(conn, sender.get_server_pid(), "chan_a", "hello")]
+        await asyncio.sleep(0.05)
+        assert done_async == ["hello"]
+        # Queries on the connection keep working while it listens.
+        assert await conn.fetchval("SELECT 5") == 5
+        await conn.remove_listener("chan_a", on_note_async)
+        await conn.remove_listener("chan_a", on_note)
+        arrived.clear()
+        await sender.execute("NOTIFY chan_a, 'ignored'")
+        await asyncio.sleep(0.2)
+        assert len(got) == 1 and done_async == ["hello"]
+    finally:
+        await sender.close()
+        await conn.close()
+
+
+def test_a_pool_from_before_fork_fails_clearly_in_the_child(pg_server: Any) -> None:
+    import os
+    import warnings
+
+    from conftest import run
+
+    pool = run(pool_for(pg_server, min_size=1, max_size=2))
+
+    def child() -> int:
+        try:
+            pool.fetchval("SELECT 1")
+        except fastio.UsedAfterForkError:
+            pass
+        else:
+            return 3
+
+        async def fresh() -> int:
+            p = await pool_for(pg_server, min_size=1, max_size=1)
+            try:
+                return await p.fetchval("SELECT 7")
+            finally:
+                await p.close()
+
+        return 0 if run(fresh()) == 7 else 4
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's pool is untouched by the child.
+    assert run(pool.fetchval("SELECT 8")) == 8
+    run(pool.close())

@@ -363,3 +363,37 @@ async def test_unsupported_options_are_refused_clearly(pg_server: Any) -> None:
     with pytest.raises(fastio.pg.exceptions.UnsupportedClientFeatureError, match="init"):
         await fastio.pg.create_pool(pg_server.dsn, init=lambda c: None)
     await asyncio.sleep(0)
+
+
+async def test_server_version_and_pid_match_asyncpg(pg_server: Any) -> None:
+    conn = await fastio.pg.connect(pg_server.dsn)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        assert tuple(conn.get_server_version()) == tuple(peer.get_server_version())
+        assert conn.get_server_version().major >= 10
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+        assert conn.get_server_pid() == pid
+    finally:
+        await conn.close()
+        await peer.close()
+
+
+async def test_awaited_cursor_fetches_and_moves_like_asyncpg(pg_server: Any) -> None:
+    q = "SELECT g FROM generate_series(1, $1::int) g"
+    results = {}
+    for name, connect in (("asyncpg", asyncpg.connect), ("fastio", fastio.pg.connect)):
+        conn = await connect(pg_server.dsn)
+        try:
+            with pytest.raises(Exception, match="outside of a transaction"):
+                await conn.cursor(q, 10)
+            async with conn.transaction():
+                cur = await conn.cursor(q, 10)
+                first = [r[0] for r in await cur.fetch(3)]
+                skipped = await cur.forward(2)
+                row = await cur.fetchrow()
+                rest = [r[0] for r in await cur.fetch(100)]
+                end = await cur.fetchrow()
+            results[name] = (first, skipped, row[0], rest, end)
+        finally:
+            await conn.close()
+    assert results["fastio"] == results["asyncpg"] == ([1, 2, 3], 2, 6, [7, 8, 9, 10], None)

@@ -1,4 +1,6 @@
-"""Server-side cursors: ``async for record in conn.cursor(query, *args, prefetch=N)``.
+"""Server-side cursors: ``async for record in conn.cursor(query, *args, prefetch=N)``,
+or ``cur = await conn.cursor(query, *args)`` (inside a transaction, as in asyncpg)
+then ``await cur.fetch(n)`` / ``fetchrow()`` / ``forward(n)``.
 
 Rows come ``prefetch`` at a time (``DECLARE ... CURSOR`` then ``FETCH N``), so a
 large result never sits in memory whole. Outside a transaction the cursor runs
@@ -9,8 +11,10 @@ explicit transaction instead).
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
+
+from fastio._fastio import InterfaceError
 
 _ids = itertools.count(1)
 
@@ -31,6 +35,18 @@ class Cursor:
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._rows()
+
+    def __await__(self) -> Generator[Any, None, OpenCursor]:
+        return self._open().__await__()
+
+    async def _open(self) -> OpenCursor:
+        if not self._conn.is_in_transaction():
+            raise InterfaceError("cursor cannot be created outside of a transaction")
+        name = f"fastio_cursor_{next(_ids)}"
+        await self._conn.execute(
+            f"DECLARE {name} CURSOR FOR {self._query}", *self._args, timeout=self._timeout
+        )
+        return OpenCursor(self._conn, name)
 
     async def _rows(self) -> AsyncIterator[Any]:
         conn = self._conn
@@ -57,3 +73,33 @@ class Cursor:
         finally:
             if own and not conn.is_closed():
                 await conn.execute("COMMIT" if ok else "ROLLBACK")
+
+
+class OpenCursor:
+    """An open server-side cursor (``await conn.cursor(...)``), valid until the
+    transaction ends."""
+
+    __slots__ = ("_conn", "_name")
+
+    def __init__(self, conn: Any, name: str) -> None:
+        self._conn = conn
+        self._name = name
+
+    async def fetch(self, n: int, *, timeout: float | None = None) -> list[Any]:
+        """The next ``n`` rows (fewer at the end)."""
+        return await self._conn.fetch(f"FETCH {int(n)} FROM {self._name}", timeout=timeout)
+
+    async def fetchrow(self, *, timeout: float | None = None) -> Any:
+        """The next row, or None at the end."""
+        rows = await self._conn.fetch(f"FETCH 1 FROM {self._name}", timeout=timeout)
+        return rows[0] if rows else None
+
+    async def forward(self, n: int, *, timeout: float | None = None) -> int:
+        """Skips ``n`` rows; returns how many were skipped."""
+        status = await self._conn.execute(
+            f"MOVE FORWARD {int(n)} FROM {self._name}", timeout=timeout
+        )
+        return int(status.split()[-1])
+
+    def __repr__(self) -> str:
+        return f"<fastio.Cursor {self._name}>"

@@ -645,6 +645,16 @@ class Connection:
     ) -> Awaitable[str]:
         """Copies records into a table with binary COPY (values encoded as the
         columns' types); returns the status string, e.g. ``'COPY 100'``."""
+    async def add_listener(
+        self, channel: str, callback: Callable[[Connection, int, str, str], Any]
+    ) -> None:
+        """LISTEN on ``channel``; ``callback(connection, pid, channel, payload)``
+        runs on the event loop for every NOTIFY (coroutine functions are
+        scheduled as tasks). Uses a second, dedicated server session."""
+    async def remove_listener(
+        self, channel: str, callback: Callable[[Connection, int, str, str], Any]
+    ) -> None:
+        """Removes a listener; the last one for a channel UNLISTENs."""
     def prepare(self, query: str, *, timeout: float | None = None) -> Awaitable[Any]:
         """Prepares ``query`` on the server now (errors raised here); resolves to a
         PreparedStatement with fetch/fetchrow/fetchval/executemany/cursor."""
@@ -668,6 +678,9 @@ class Connection:
         """Whether the session is inside a transaction block."""
     def get_server_pid(self) -> int:
         """The server backend's process id."""
+    def get_server_version(self) -> Any:
+        """The server version as asyncpg's ServerVersion named tuple
+        ``(major, minor, micro, releaselevel, serial)``."""
     def get_server_version_num(self) -> int | None:
         """The server version as libpq reports it, e.g. 150004."""
 

@@ -228,6 +228,8 @@ pub(crate) struct ConnInner {
     pub(crate) pid: u32,
     pub(crate) server_version: Option<u32>,
     pub(crate) closed: AtomicBool,
+    /// The LISTEN session, started by the first `add_listener`.
+    pub(crate) listener: AsyncMutex<Option<Arc<super::listener::Listener>>>,
 }
 
 impl ConnInner {
@@ -246,6 +248,7 @@ impl ConnInner {
             pid,
             server_version,
             closed: AtomicBool::new(false),
+            listener: AsyncMutex::new(None),
         }
     }
 
@@ -340,6 +343,8 @@ impl ConnInner {
 
     /// Gives a pooled connection back (rolled back if left in a transaction).
     pub(crate) async fn release(&self) -> Result<()> {
+        // Listeners belong to this user of the connection, as in asyncpg.
+        self.listener.lock().await.take();
         let mut guard = Arc::clone(&self.state).lock_owned().await;
         let conn = guard.conn.take();
         guard.gone = "the connection has been released back to the pool";
@@ -366,6 +371,7 @@ impl ConnInner {
     }
 
     pub(crate) async fn close(&self) -> Result<()> {
+        self.listener.lock().await.take();
         let mut guard = Arc::clone(&self.state).lock_owned().await;
         let conn = guard.conn.take();
         guard.gone = "the connection is closed";
@@ -395,7 +401,7 @@ impl ConnInner {
 }
 
 /// A database connection. From `fastio.connect()` or `Pool.acquire()`.
-#[pyclass(frozen, module = "fastio._fastio")]
+#[pyclass(frozen, weakref, module = "fastio._fastio")]
 pub struct Connection {
     pub(crate) inner: Arc<ConnInner>,
 }
@@ -534,6 +540,19 @@ impl Connection {
         self.inner.server_version
     }
 
+    /// The server version as asyncpg's `ServerVersion` named tuple.
+    fn get_server_version<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let num = self.inner.server_version.unwrap_or(0);
+        let (major, minor, micro) = if num >= 100_000 {
+            (num / 10_000, 0, num % 10_000)
+        } else {
+            (num / 10_000, (num / 100) % 100, num % 100)
+        };
+        py.import("fastio._types")?
+            .getattr("ServerVersion")?
+            .call1((major, minor, micro, "final", 0))
+    }
+
     /// A transaction block (`async with conn.transaction(): ...`); nested
     /// ones are savepoints.
     #[pyo3(signature = (*, isolation = None, readonly = false, deferrable = false))]
@@ -595,6 +614,94 @@ impl Connection {
                 types,
             })
         })
+    }
+
+    /// `LISTEN channel` on this connection's listening session.
+    fn _listen<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, Awaitable>> {
+        self.check()?;
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            let listener = {
+                let mut slot = inner.listener.lock().await;
+                match slot.as_ref() {
+                    Some(l) => Arc::clone(l),
+                    None => {
+                        let l =
+                            Arc::new(super::listener::Listener::start(&inner.settings.opts).await?);
+                        *slot = Some(Arc::clone(&l));
+                        l
+                    }
+                }
+            };
+            listener.listen(channel).await?;
+            Ok(ReturnNone)
+        })
+    }
+
+    /// `UNLISTEN channel`.
+    fn _unlisten<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, Awaitable>> {
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            let listener = inner.listener.lock().await.as_ref().map(Arc::clone);
+            if let Some(l) = listener {
+                l.unlisten(channel).await?;
+            }
+            Ok(ReturnNone)
+        })
+    }
+
+    /// The next notification `(pid, channel, payload)`, or None once the
+    /// listening session has ended.
+    fn _next_notification<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            // Only the queue: holding the Listener would keep its session alive.
+            let queue = inner
+                .listener
+                .lock()
+                .await
+                .as_ref()
+                .map(|l| Arc::clone(&l.notifications));
+            let Some(queue) = queue else {
+                return Ok(None);
+            };
+            let mut rx = queue.lock().await;
+            Ok(rx.recv().await)
+        })
+    }
+
+    /// Stops the listening session (called by close()).
+    fn _stop_listening<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
+        let inner = Arc::clone(&self.inner);
+        future_into_py(py, async move {
+            inner.listener.lock().await.take();
+            Ok(ReturnNone)
+        })
+    }
+
+    /// Calls `callback(connection, pid, channel, payload)` for every
+    /// NOTIFY on `channel` (a coroutine function's result is scheduled as a task).
+    fn add_listener<'py>(
+        slf: &Bound<'py, Self>,
+        channel: String,
+        callback: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        py.import("fastio._listeners")?
+            .getattr("add_listener")?
+            .call1((slf, channel, callback))
+    }
+
+    /// Removes a callback added with `add_listener`.
+    fn remove_listener<'py>(
+        slf: &Bound<'py, Self>,
+        channel: String,
+        callback: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        py.import("fastio._listeners")?
+            .getattr("remove_listener")?
+            .call1((slf, channel, callback))
     }
 
     /// An async iterator over the rows of `query`, fetched `prefetch` at a

@@ -3,6 +3,7 @@
 
 pub(crate) mod codec;
 pub(crate) mod connection;
+pub(crate) mod listener;
 pub(crate) mod pool;
 pub(crate) mod postgres;
 pub(crate) mod record;
