@@ -107,6 +107,22 @@ impl<H: Holder> Busy<H> {
             .ok_or_else(|| Error::Interface("the connection is closed".into()))
     }
 
+    /// Runs `work` on the connection within `limit`. Unless it timed out
+    /// (then dropping `self` cancels the query on the server and cleans up),
+    /// the connection is handed back clean.
+    pub(crate) async fn run<T>(
+        mut self,
+        limit: Option<Duration>,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> (Result<T>, Option<H>) {
+        let out = with_timeout(limit, async { work(self.pg()?).await }).await;
+        if matches!(out, Err(Error::Timeout(_))) {
+            return (out, None);
+        }
+        let held = self.finish().await;
+        (out, held)
+    }
+
     /// The query finished (successfully or with an error): hand the
     /// connection back, clean.
     pub(crate) async fn finish(mut self) -> Option<H> {
@@ -260,6 +276,21 @@ impl ConnInner {
         Ok(guard)
     }
 
+    /// Runs `work` on this connection, exclusively, under the timeout
+    /// (`command_timeout` when none is given).
+    async fn locked<T>(
+        &self,
+        timeout: Option<Duration>,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.lock().await?;
+        let limit = timeout.or(self.settings.command_timeout);
+        Busy::new(guard, &self.settings.opts)
+            .run(limit, work)
+            .await
+            .0
+    }
+
     pub(crate) async fn query(
         &self,
         sql: String,
@@ -267,18 +298,11 @@ impl ConnInner {
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<postgres::QueryOutput> {
-        let guard = self.lock().await?;
-        let mut busy = Busy::new(guard, &self.settings.opts);
-        let json = self.settings.json;
-        let persistent = self.settings.persistent;
-        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::run_query(busy.pg()?, &sql, &params, shape, json, persistent).await
+        let (json, persistent) = (self.settings.json, self.settings.persistent);
+        self.locked(timeout, async |pg| {
+            postgres::run_query(pg, &sql, &params, shape, json, persistent).await
         })
-        .await;
-        if out.is_ok() || !matches!(out, Err(Error::Timeout(_))) {
-            busy.finish().await;
-        }
-        out
+        .await
     }
 
     pub(crate) async fn query_many(
@@ -287,16 +311,10 @@ impl ConnInner {
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let guard = self.lock().await?;
-        let mut busy = Busy::new(guard, &self.settings.opts);
-        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::run_many(busy.pg()?, &sql, &batch).await
+        self.locked(timeout, async |pg| {
+            postgres::run_many(pg, &sql, &batch).await
         })
-        .await;
-        if !matches!(out, Err(Error::Timeout(_))) {
-            busy.finish().await;
-        }
-        out
+        .await
     }
 
     pub(crate) async fn copy_records(
@@ -307,38 +325,18 @@ impl ConnInner {
         records: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<String> {
-        let guard = self.lock().await?;
-        let mut busy = Busy::new(guard, &self.settings.opts);
-        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::copy_records(
-                busy.pg()?,
-                &table,
-                schema.as_deref(),
-                columns.as_deref(),
-                &records,
-            )
-            .await
+        self.locked(timeout, async |pg| {
+            postgres::copy_records(pg, &table, schema.as_deref(), columns.as_deref(), &records)
+                .await
         })
-        .await;
-        if !matches!(out, Err(Error::Timeout(_))) {
-            busy.finish().await;
-        }
-        out
+        .await
     }
 
     /// Prepares `sql` on the server (syntax and types checked now) and
     /// returns the parameter type OIDs.
     pub(crate) async fn prepare(&self, sql: &str, timeout: Option<Duration>) -> Result<Vec<u32>> {
-        let guard = self.lock().await?;
-        let mut busy = Busy::new(guard, &self.settings.opts);
-        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::param_types(busy.pg()?, sql).await
-        })
-        .await;
-        if !matches!(out, Err(Error::Timeout(_))) {
-            busy.finish().await;
-        }
-        out
+        self.locked(timeout, async |pg| postgres::param_types(pg, sql).await)
+            .await
     }
 
     /// Gives a pooled connection back (rolled back if left in a transaction).

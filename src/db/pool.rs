@@ -15,7 +15,7 @@ use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 
 use super::codec::to_python::JsonMode;
 use super::connection::{
-    batch_of, params_of, timeout_arg, with_timeout, Busy, Conn, ConnInner, Connection, Settings,
+    batch_of, params_of, timeout_arg, Busy, Conn, ConnInner, Connection, Settings,
 };
 use super::postgres::{self, map_err, Shape};
 use crate::errors::{Error, Result};
@@ -163,6 +163,26 @@ impl PoolInner {
         }
     }
 
+    /// Runs `work` on a pooled connection under the timeout
+    /// (`command_timeout` when none is given), then returns it to the pool
+    /// clean (or, after a timeout, once the cancelled query is cleaned up).
+    async fn pooled<T>(
+        &self,
+        timeout: Option<Duration>,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.acquire_raw(None).await?;
+        let limit = timeout.or(self.settings.command_timeout);
+        let (out, conn) = Busy::new(conn, &self.settings.opts).run(limit, work).await;
+        if let Some(mut conn) = conn {
+            conn.return_to_pool().await;
+        }
+        if out.is_err() {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
     async fn query(
         &self,
         sql: String,
@@ -170,23 +190,11 @@ impl PoolInner {
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<postgres::QueryOutput> {
-        let conn = self.acquire_raw(None).await?;
-        let mut busy = Busy::new(conn, &self.settings.opts);
-        let json = self.settings.json;
-        let persistent = self.settings.persistent;
-        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::run_query(busy.pg()?, &sql, &params, shape, json, persistent).await
+        let (json, persistent) = (self.settings.json, self.settings.persistent);
+        self.pooled(timeout, async |pg| {
+            postgres::run_query(pg, &sql, &params, shape, json, persistent).await
         })
-        .await;
-        if !matches!(out, Err(Error::Timeout(_))) {
-            if let Some(mut conn) = busy.finish().await {
-                conn.return_to_pool().await;
-            }
-        }
-        if out.is_err() {
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        out
+        .await
     }
 
     async fn query_many(
@@ -195,21 +203,10 @@ impl PoolInner {
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let conn = self.acquire_raw(None).await?;
-        let mut busy = Busy::new(conn, &self.settings.opts);
-        let out = with_timeout(timeout.or(self.settings.command_timeout), async {
-            postgres::run_many(busy.pg()?, &sql, &batch).await
+        self.pooled(timeout, async |pg| {
+            postgres::run_many(pg, &sql, &batch).await
         })
-        .await;
-        if !matches!(out, Err(Error::Timeout(_))) {
-            if let Some(mut conn) = busy.finish().await {
-                conn.return_to_pool().await;
-            }
-        }
-        if out.is_err() {
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        out
+        .await
     }
 }
 
