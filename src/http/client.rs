@@ -276,24 +276,25 @@ impl ClientInner {
         Ok(buf.freeze())
     }
 
-    /// The circuit breaker of `url`'s host, if the client has breakers.
-    fn host_breaker(&self, url: &Url) -> Option<Arc<breaker::Core>> {
+    /// The circuit breaker of `host`, if the client has breakers.
+    fn host_breaker(&self, host: &str) -> Option<Arc<breaker::Core>> {
         let template = self.breaker.as_ref()?;
-        let host = host_label(url);
         let mut map = self.host_breakers.lock().unwrap_or_else(|p| p.into_inner());
-        let core = map
-            .entry(host)
-            .or_insert_with_key(|h| template.like(format!("{}:{h}", template.name())));
-        Some(Arc::clone(core))
+        if let Some(core) = map.get(host) {
+            return Some(Arc::clone(core));
+        }
+        let core = template.like(format!("{}:{host}", template.name()));
+        map.insert(host.to_owned(), Arc::clone(&core));
+        Some(core)
     }
 
     /// One attempt through the host's breaker, counted in the metrics.
     async fn attempt(&self, spec: &RequestSpec, start: Instant) -> Result<ResponseData> {
-        let trial = match self.host_breaker(&spec.url) {
+        let host = host_label(&spec.url);
+        let trial = match self.host_breaker(&host) {
             Some(core) => Some(breaker::Trial::begin(&core)?),
             None => None,
         };
-        let host = host_label(&spec.url);
         let method = spec.method.as_str();
         let running = metrics::series(&metrics::HTTP_CLIENT, &[&host, method, ""]);
         let token = running.begin();
