@@ -6,7 +6,7 @@ and file I/O, awaitable from asyncio (and uvloop) and running in Rust.
 
 from __future__ import annotations
 
-from fastio import aiofiles, metrics
+from fastio import aiofiles, dbapi, metrics
 from fastio._fastio import (
     Awaitable,
     BodyTooLarge,
