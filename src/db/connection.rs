@@ -67,6 +67,11 @@ pub(crate) trait Session: Send + 'static {
     type Key: Send + 'static;
     /// Nothing is pending on the wire.
     fn is_idle(&self) -> bool;
+    /// Whether a session whose query future was dropped can be reused as
+    /// is (without `recover`): true only if `is_idle` tracks every reply.
+    fn clean_after_drop(&self) -> bool {
+        self.is_idle()
+    }
     /// Reads what an error left pending; `false` means close the connection.
     fn drain(&mut self) -> impl Future<Output = bool> + Send;
     /// After a query future was dropped mid-flight: cancel it on the server
@@ -200,7 +205,7 @@ impl<H: Holder> Drop for Busy<H> {
         let Some(mut held) = self.held.take() else {
             return;
         };
-        if held.conn().is_none_or(|c| c.is_idle()) {
+        if held.conn().is_none_or(|c| c.clean_after_drop()) {
             return;
         }
         let key = self.key.take();

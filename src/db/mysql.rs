@@ -198,6 +198,13 @@ impl Session for MySqlConnection {
         self.is_ready()
     }
 
+    /// sqlx-mysql reads some replies (COM_STMT_PREPARE's) outside its
+    /// pending-reply queue, so a session cut off mid-command is never
+    /// trusted again.
+    fn clean_after_drop(&self) -> bool {
+        false
+    }
+
     async fn drain(&mut self) -> bool {
         matches!(
             tokio::time::timeout(super::postgres::DRAIN_TIMEOUT, self.drain_pending()).await,
@@ -206,11 +213,9 @@ impl Session for MySqlConnection {
     }
 
     /// `KILL QUERY` from a second session (what the mysql client does on
-    /// Ctrl-C), then read this one back; anything odd closes it.
+    /// Ctrl-C) so the server stops working for nobody; then the session is
+    /// closed (see `clean_after_drop`).
     async fn recover(&mut self, key: Option<Self::Key>) -> bool {
-        if self.is_ready() {
-            return true;
-        }
         if let Some((opts, id)) = key {
             let kill = async {
                 let mut c = opts.connect().await?;
@@ -224,7 +229,7 @@ impl Session for MySqlConnection {
                 log::debug!("KILL QUERY {id} failed: {e}");
             }
         }
-        self.drain().await
+        false
     }
 }
 
