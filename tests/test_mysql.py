@@ -37,12 +37,16 @@ async def test_values_come_back_as_aiomysql_returns_them(mysql_server: Any) -> N
     t = table()
     try:
         assert pool.backend == "mysql"
-        assert await pool.execute(
-            f"CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, ti TINYINT, si SMALLINT,"
-            " bi BIGINT, ub BIGINT UNSIGNED, f FLOAT, d DOUBLE, n DECIMAL(30,10), s VARCHAR(20),"
-            " tx TEXT, b BLOB, vb VARBINARY(8), dt DATE, ts DATETIME(6), tm TIME(6), y YEAR,"
-            " j JSON, e ENUM('a','b'), bit1 BIT(8))"
-        ) == "CREATE TABLE"
+        assert (
+            await pool.execute(
+                f"CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, ti TINYINT, si SMALLINT,"
+                " bi BIGINT, ub BIGINT UNSIGNED, f FLOAT, d DOUBLE, n DECIMAL(30,10),"
+                " s VARCHAR(20),"
+                " tx TEXT, b BLOB, vb VARBINARY(8), dt DATE, ts DATETIME(6), tm TIME(6), y YEAR,"
+                " j JSON, e ENUM('a','b'), bit1 BIT(8))"
+            )
+            == "CREATE TABLE"
+        )
         row = (
             -128,
             -32768,
@@ -89,12 +93,15 @@ async def test_values_come_back_as_aiomysql_returns_them(mysql_server: Any) -> N
     b=st.binary(max_size=50),
     d=st.dates(min_value=datetime.date(1000, 1, 1)),
 )
-def test_round_trips(mysql_server: Any, i: int, f: float, s: str, b: bytes, d: datetime.date) -> None:
+def test_round_trips(
+    mysql_server: Any, i: int, f: float, s: str, b: bytes, d: datetime.date
+) -> None:
     async def go() -> tuple[Any, ...]:
         conn = await fastio.connect(mysql_server.dsn)
         try:
             row = await conn.fetchrow(
-                "SELECT CAST(? AS SIGNED), CAST(? AS DOUBLE), CAST(? AS CHAR CHARACTER SET utf8mb4),"
+                "SELECT CAST(? AS SIGNED), CAST(? AS DOUBLE),"
+                " CAST(? AS CHAR CHARACTER SET utf8mb4),"
                 " CAST(? AS BINARY), CAST(? AS DATE)",
                 i,
                 f,
@@ -125,7 +132,10 @@ async def test_executemany_batches_inserts_into_multi_row_statements(mysql_serve
         assert int(after) - int(before) <= 4
         # Anything else runs per argument set.
         await pool.executemany(f"UPDATE {t} SET name = ? WHERE id = ?", [("a", 1), ("b", 2)])
-        assert await pool.fetch(f"SELECT name FROM {t} WHERE id IN (1, 2) ORDER BY id") == [("a",), ("b",)]
+        assert await pool.fetch(f"SELECT name FROM {t} WHERE id IN (1, 2) ORDER BY id") == [
+            ("a",),
+            ("b",),
+        ]
     finally:
         await pool.execute(f"DROP TABLE IF EXISTS {t}")
         await pool.close()
@@ -135,14 +145,18 @@ async def test_statuses_and_exec_result(mysql_server: Any) -> None:
     pool = await pool_for(mysql_server)
     t = table()
     try:
-        await pool.execute(f"CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))")
+        await pool.execute(
+            f"CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))"
+        )
         assert await pool.execute(f"INSERT INTO {t} (name) VALUES ('a'), ('b')") == "INSERT 0 2"
         assert await pool.execute(f"UPDATE {t} SET name = ?", "z") == "UPDATE 2"
         assert await pool.execute(f"SELECT * FROM {t}") == "SELECT 2"
         async with pool.acquire() as conn:
             desc, rows, count, last = await conn._exec(f"INSERT INTO {t} (name) VALUES (?)", ("c",))
             assert (desc, rows, count, last) == (None, [], 1, 3)
-            desc, rows, count, last = await conn._exec(f"SELECT id, name FROM {t} WHERE id > ?", (1,))
+            desc, rows, count, last = await conn._exec(
+                f"SELECT id, name FROM {t} WHERE id > ?", (1,)
+            )
             assert rows == [(2, "z"), (3, "c")] and count == 2
             assert [d[:2] for d in desc] == [("id", 3), ("name", 253)]
             assert desc[0][6] is False and desc[1][6] is True

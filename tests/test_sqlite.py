@@ -64,9 +64,7 @@ async def test_values_come_back_as_sqlite3_returns_them(tmp_path: Path) -> None:
         # Python values sqlite3 stores as text: dates, datetimes, Decimal, UUID.
         u = uuid.uuid4()
         vals = (datetime.date(2024, 2, 29), datetime.datetime(2024, 1, 2, 3, 4, 5, 6))
-        got = await pool.fetchrow(
-            "SELECT ?, ?, ?, ?, ?", *vals, decimal.Decimal("1.10"), u, True
-        )
+        got = await pool.fetchrow("SELECT ?, ?, ?, ?, ?", *vals, decimal.Decimal("1.10"), u, True)
         assert tuple(got) == ("2024-02-29", "2024-01-02 03:04:05.000006", "1.10", str(u), 1)
     finally:
         await pool.close()
@@ -181,7 +179,9 @@ async def test_cursor_iterates_all_rows(tmp_path: Path) -> None:
         await pool.execute("CREATE TABLE t (x INTEGER)")
         await pool.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(250)])
         async with pool.acquire() as conn:
-            got = [r["x"] async for r in conn.cursor("SELECT x FROM t WHERE x >= ?", 50, prefetch=7)]
+            got = [
+                r["x"] async for r in conn.cursor("SELECT x FROM t WHERE x >= ?", 50, prefetch=7)
+            ]
         assert got == list(range(50, 250))
     finally:
         await pool.close()
@@ -212,7 +212,9 @@ async def test_fetch_shapes_and_stats(tmp_path: Path) -> None:
 
 
 async def test_standalone_connection(tmp_path: Path) -> None:
-    conn = await fastio.connect(f"sqlite://{tmp_path / 'c.db'}", init_sql=["PRAGMA user_version = 7"])
+    conn = await fastio.connect(
+        f"sqlite://{tmp_path / 'c.db'}", init_sql=["PRAGMA user_version = 7"]
+    )
     try:
         assert conn.backend == "sqlite"
         assert await conn.fetchval("PRAGMA user_version") == 7

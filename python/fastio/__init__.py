@@ -69,6 +69,7 @@ from fastio.metrics import monitor
 from fastio.retry import RetryState, retry, retry_call
 
 __all__ = [
+    "dbapi",
     "Awaitable",
     "BodyTooLarge",
     "CircuitBreaker",

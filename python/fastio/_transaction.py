@@ -64,7 +64,9 @@ class Transaction:
             return f"SET TRANSACTION ISOLATION LEVEL {_ISOLATION[self._isolation]}; {begin}"
         if backend == "sqlite":
             if self._isolation not in (None, "serializable") or self._deferrable:
-                raise ValueError("SQLite transactions are serializable; isolation and deferrable cannot be set")
+                raise ValueError(
+                    "SQLite transactions are serializable; isolation and deferrable cannot be set"
+                )
             # IMMEDIATE takes the write lock up front, so two writers wait for
             # each other (busy timeout) instead of failing with SQLITE_BUSY.
             return "BEGIN DEFERRED" if self._readonly else "BEGIN IMMEDIATE"

@@ -33,7 +33,7 @@ class DataError(DatabaseError):
 
 
 class OperationalError(DatabaseError):
-    """An error of the database's operation (lost connection, lock wait, no such table in SQLite)."""
+    """An error of the database's operation (lost connection, lock wait timeout, ...)."""
 
 
 class IntegrityError(DatabaseError):
@@ -83,7 +83,7 @@ def _mysql_error(errno: int, sqlstate: str | None, message: str) -> Error:
 
 # SQLite primary result codes -> sqlite3's classes.
 _SQLITE: dict[int, type[Error]] = {
-    1: OperationalError,  # SQLITE_ERROR (no such table, syntax error: sqlite3 says OperationalError)
+    1: OperationalError,  # SQLITE_ERROR (no such table, syntax error: as sqlite3)
     2: InternalError,  # SQLITE_INTERNAL
     3: OperationalError,  # SQLITE_PERM
     4: OperationalError,  # SQLITE_ABORT

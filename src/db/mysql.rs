@@ -335,12 +335,8 @@ impl Dialect for MySql {
     /// INSERT/REPLACE ... VALUES (?, ...) becomes multi-row statements of
     /// up to 65,535 placeholders (aiomysql's rewrite, but bound); anything
     /// else runs once per argument set.
-    fn run_many<'c>(
-        conn: &'c mut MySqlConnection,
-        sql: &'c str,
-        batch: &'c [Vec<Param>],
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'c {
-        async move {
+    async fn run_many(conn: &mut MySqlConnection, sql: &str, batch: &[Vec<Param>]) -> Result<()> {
+        {
             let width = batch.first().map_or(0, Vec::len);
             match values_group(sql) {
                 Some((open, close)) if width > 0 && batch.iter().all(|r| r.len() == width) => {

@@ -400,14 +400,13 @@ async fn give_back<D: Dialect>(mut conn: PoolConnection<D>)
 where
     D::Connection: Session,
 {
-    if D::in_transaction(&mut conn).await {
-        if D::run(&mut conn, "ROLLBACK", &[], Shape::Status)
+    if D::in_transaction(&mut conn).await
+        && D::run(&mut conn, "ROLLBACK", &[], Shape::Status)
             .await
             .is_err()
-        {
-            conn.close_on_drop();
-            return;
-        }
+    {
+        conn.close_on_drop();
+        return;
     }
     conn.return_to_pool().await;
 }

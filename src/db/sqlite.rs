@@ -198,12 +198,8 @@ impl Dialect for Sqlite {
 
     /// Every argument set through one prepared statement, inside one
     /// transaction when none is open (atomic, and one commit instead of N).
-    fn run_many<'c>(
-        conn: &'c mut SqliteConnection,
-        sql: &'c str,
-        batch: &'c [Vec<Param>],
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'c {
-        async move {
+    async fn run_many(conn: &mut SqliteConnection, sql: &str, batch: &[Vec<Param>]) -> Result<()> {
+        {
             let own = !Self::in_transaction(conn).await;
             if own {
                 conn.execute("BEGIN IMMEDIATE").await.map_err(map_err)?;
@@ -232,10 +228,8 @@ impl Dialect for Sqlite {
         }
     }
 
-    fn in_transaction(
-        conn: &mut SqliteConnection,
-    ) -> impl std::future::Future<Output = bool> + Send + '_ {
-        async move {
+    async fn in_transaction(conn: &mut SqliteConnection) -> bool {
+        {
             match conn.lock_handle().await {
                 // SAFETY: the handle is locked for us; sqlite3_get_autocommit
                 // only reads the connection's flag.
