@@ -241,3 +241,36 @@ async def test_postgres_only_methods_say_so(tmp_path: Path) -> None:
 async def test_bad_dsn_is_a_clear_error() -> None:
     with pytest.raises(fastio.InvalidArgumentError, match="dsn must start with"):
         await fastio.create_pool("oracle://x")
+
+
+async def test_statements_and_pool_gauges_are_in_metrics(tmp_path: Path) -> None:
+    fastio.metrics.reset()
+    pool = await file_pool(tmp_path, name="sqlite-metrics")
+    try:
+        await pool.execute("CREATE TABLE t (x INTEGER)")
+        await pool.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+        for _ in range(5):
+            await pool.fetch("SELECT x FROM t")
+        with pytest.raises(fastio.dbapi.OperationalError):
+            await pool.fetch("SELECT nope FROM t")
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE t SET x = ?", 3)
+            snap = fastio.metrics.snapshot()
+            pools = [p for p in snap["pools"] if p.get("name") == "sqlite-metrics"]
+            assert pools and pools[0]["in_use"] == 1 and pools[0]["backend"] == "sqlite"
+        series = {
+            s["labels"]["statement"]: s
+            for s in fastio.metrics.snapshot()["db"]
+            if s["labels"]["pool"] == "sqlite-metrics"
+        }
+        assert series["select"]["count"] == 6 and series["select"]["errors"] == 1
+        assert series["insert"]["count"] == 1
+        assert series["update"]["count"] == 1 and series["ddl"]["count"] == 1
+        text = fastio.metrics.render_prometheus()
+        assert 'fastio_pool_size{pool="sqlite-metrics",backend="sqlite"}' in text
+        assert (
+            'fastio_db_calls_total{pool="sqlite-metrics",backend="sqlite",statement="select"} 6'
+            in (text)
+        )
+    finally:
+        await pool.close()

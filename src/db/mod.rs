@@ -10,6 +10,7 @@ pub(crate) mod postgres;
 pub(crate) mod record;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
+pub(crate) mod stats;
 
 use pyo3::prelude::*;
 

@@ -664,6 +664,7 @@ struct SqlPoolArgs {
     lifetime: Option<Duration>,
     init: InitSql,
     label: String,
+    name: String,
 }
 
 fn sql_pool<'py, D: Dialect>(
@@ -689,11 +690,10 @@ where
             a.lifetime,
             a.init,
             a.label,
+            a.name,
         )
         .await?;
-        Ok(Pool {
-            kind: wrap(Arc::new(pool)),
-        })
+        Ok(Pool { kind: wrap(pool) })
     })
 }
 
@@ -749,7 +749,7 @@ fn settings_of(
 #[pyo3(signature = (
     dsn, *, min_size = 10, max_size = 10, command_timeout = None, acquire_timeout = None,
     max_inactive_connection_lifetime = 300.0, max_lifetime = None, statement_cache_size = 100,
-    timeout = 60.0, json_as_text = false, init_sql = None
+    timeout = 60.0, json_as_text = false, init_sql = None, name = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn create_pool<'py>(
@@ -765,6 +765,7 @@ fn create_pool<'py>(
     timeout: Option<f64>,
     json_as_text: bool,
     init_sql: Option<Vec<String>>,
+    name: Option<String>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     if max_size == 0 {
         return Err(
@@ -792,6 +793,7 @@ fn create_pool<'py>(
             lifetime: secs("max_lifetime", max_lifetime)?,
             init,
             label: redact_dsn(dsn),
+            name: name.clone().unwrap_or_else(|| redact_dsn(dsn)),
         };
         return match scheme {
             Scheme::MySql => {

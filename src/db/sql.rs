@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -20,7 +20,9 @@ use super::connection::{Busy, Conn, ConnState, Session};
 use super::pool::Stats;
 use super::postgres::Shape;
 use super::record::{Record, RecordDesc};
+use super::stats::{self, PoolMetrics, PoolView};
 use crate::errors::{Error, Result};
+use crate::metrics::GaugeSource;
 use crate::runtime::check_fork;
 
 /// What a backend provides to the shared pool and connection code.
@@ -225,6 +227,33 @@ where
     pub(crate) stats: Arc<Stats>,
     pub(crate) closed: AtomicBool,
     pub(crate) label: String,
+    pub(crate) metrics: PoolMetrics,
+    gauges: OnceLock<Arc<dyn GaugeSource>>,
+}
+
+impl<D: Dialect> PoolView for SqlPool<D>
+where
+    D::Connection: Session,
+{
+    fn size(&self) -> u32 {
+        self.pool.size()
+    }
+
+    fn idle(&self) -> usize {
+        self.pool.num_idle()
+    }
+
+    fn max_size(&self) -> u32 {
+        self.max_size
+    }
+
+    fn counters(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn metrics(&self) -> &PoolMetrics {
+        &self.metrics
+    }
 }
 
 /// The statements `init_sql` runs on every new connection.
@@ -253,7 +282,8 @@ pub(crate) async fn open_pool<D: Dialect>(
     lifetime: Option<Duration>,
     init: InitSql,
     label: String,
-) -> Result<SqlPool<D>>
+    name: String,
+) -> Result<Arc<SqlPool<D>>>
 where
     D::Connection: Session,
 {
@@ -281,7 +311,7 @@ where
         .connect_with(opts)
         .await
         .map_err(D::map_err)?;
-    Ok(SqlPool {
+    let pool = Arc::new(SqlPool {
         pool,
         settings,
         min_size,
@@ -290,7 +320,11 @@ where
         stats,
         closed: AtomicBool::new(false),
         label,
-    })
+        metrics: PoolMetrics::new(name, <D as Dialect>::NAME),
+        gauges: OnceLock::new(),
+    });
+    let _ = pool.gauges.set(stats::register(&pool));
+    Ok(pool)
 }
 
 /// Opens one standalone connection.
@@ -379,8 +413,8 @@ where
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<SqlOutput<D>> {
-        self.pooled(timeout, async |c| D::run(c, &sql, &params, shape).await)
-            .await
+        let run = self.pooled(timeout, async |c| D::run(c, &sql, &params, shape).await);
+        self.metrics.timed(&sql, run).await
     }
 
     pub(crate) async fn query_many(
@@ -389,8 +423,8 @@ where
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.pooled(timeout, async |c| D::run_many(c, &sql, &batch).await)
-            .await
+        let run = self.pooled(timeout, async |c| D::run_many(c, &sql, &batch).await);
+        self.metrics.timed(&sql, run).await
     }
 }
 
@@ -481,8 +515,11 @@ where
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<SqlOutput<D>> {
-        self.locked(timeout, async |c| D::run(c, &sql, &params, shape).await)
-            .await
+        let run = self.locked(timeout, async |c| D::run(c, &sql, &params, shape).await);
+        match &self.pool {
+            Some(pool) => pool.metrics.timed(&sql, run).await,
+            None => run.await,
+        }
     }
 
     pub(crate) async fn query_many(
@@ -491,8 +528,11 @@ where
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.locked(timeout, async |c| D::run_many(c, &sql, &batch).await)
-            .await
+        let run = self.locked(timeout, async |c| D::run_many(c, &sql, &batch).await);
+        match &self.pool {
+            Some(pool) => pool.metrics.timed(&sql, run).await,
+            None => run.await,
+        }
     }
 
     /// Whether the session is in a transaction (false while a query runs).
