@@ -7,6 +7,7 @@ pub(crate) mod listener;
 pub(crate) mod mysql;
 pub(crate) mod pool;
 pub(crate) mod postgres;
+pub(crate) mod reconnect;
 pub(crate) mod record;
 pub(crate) mod sql;
 pub(crate) mod sqlite;

@@ -23,6 +23,7 @@ use super::postgres::{self, map_err, Shape};
 use super::sql::{open_conn, open_pool, Dialect, InitSql, SqlConn, SqlPool, SqlSettings};
 use super::sqlite;
 use crate::errors::{Error, Result};
+use crate::retry::{Retry, RetryPolicy};
 use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
 use futures::future::BoxFuture;
 use sqlx::mysql::MySql;
@@ -665,6 +666,7 @@ struct SqlPoolArgs {
     init: InitSql,
     label: String,
     name: String,
+    retry: Option<RetryPolicy>,
 }
 
 fn sql_pool<'py, D: Dialect>(
@@ -691,6 +693,7 @@ where
             a.init,
             a.label,
             a.name,
+            a.retry,
         )
         .await?;
         Ok(Pool { kind: wrap(pool) })
@@ -749,7 +752,8 @@ fn settings_of(
 #[pyo3(signature = (
     dsn, *, min_size = 10, max_size = 10, command_timeout = None, acquire_timeout = None,
     max_inactive_connection_lifetime = 300.0, max_lifetime = None, statement_cache_size = 100,
-    timeout = 60.0, json_as_text = false, init_sql = None, name = None
+    timeout = 60.0, json_as_text = false, init_sql = None, name = None,
+    retry = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn create_pool<'py>(
@@ -766,6 +770,7 @@ fn create_pool<'py>(
     json_as_text: bool,
     init_sql: Option<Vec<String>>,
     name: Option<String>,
+    retry: Option<&Bound<'py, Retry>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     if max_size == 0 {
         return Err(
@@ -794,6 +799,7 @@ fn create_pool<'py>(
             init,
             label: redact_dsn(dsn),
             name: name.clone().unwrap_or_else(|| redact_dsn(dsn)),
+            retry: retry.map(|r| r.get().policy.clone()),
         };
         return match scheme {
             Scheme::MySql => {

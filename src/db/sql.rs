@@ -19,10 +19,12 @@ use super::codec::from_python::Param;
 use super::connection::{Busy, Conn, ConnState, Session};
 use super::pool::Stats;
 use super::postgres::Shape;
+use super::reconnect::Attempts;
 use super::record::{Record, RecordDesc};
 use super::stats::{self, PoolMetrics, PoolView};
 use crate::errors::{Error, Result};
 use crate::metrics::GaugeSource;
+use crate::retry::RetryPolicy;
 use crate::runtime::check_fork;
 
 /// What a backend provides to the shared pool and connection code.
@@ -229,6 +231,7 @@ where
     pub(crate) label: String,
     pub(crate) metrics: PoolMetrics,
     gauges: OnceLock<Arc<dyn GaugeSource>>,
+    retry: Option<RetryPolicy>,
 }
 
 impl<D: Dialect> PoolView for SqlPool<D>
@@ -283,6 +286,7 @@ pub(crate) async fn open_pool<D: Dialect>(
     init: InitSql,
     label: String,
     name: String,
+    retry: Option<RetryPolicy>,
 ) -> Result<Arc<SqlPool<D>>>
 where
     D::Connection: Session,
@@ -322,6 +326,7 @@ where
         label,
         metrics: PoolMetrics::new(name, <D as Dialect>::NAME),
         gauges: OnceLock::new(),
+        retry,
     });
     let _ = pool.gauges.set(stats::register(&pool));
     Ok(pool)
@@ -413,7 +418,18 @@ where
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<SqlOutput<D>> {
-        let run = self.pooled(timeout, async |c| D::run(c, &sql, &params, shape).await);
+        let run = async {
+            let mut attempts = Attempts::new(self.retry.as_ref());
+            loop {
+                let out = self
+                    .pooled(timeout, async |c| D::run(c, &sql, &params, shape).await)
+                    .await;
+                match out {
+                    Err(e) if attempts.again(&e).await => continue,
+                    out => return out,
+                }
+            }
+        };
         self.metrics.timed(&sql, run).await
     }
 
@@ -423,7 +439,18 @@ where
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let run = self.pooled(timeout, async |c| D::run_many(c, &sql, &batch).await);
+        let run = async {
+            let mut attempts = Attempts::new(self.retry.as_ref());
+            loop {
+                let out = self
+                    .pooled(timeout, async |c| D::run_many(c, &sql, &batch).await)
+                    .await;
+                match out {
+                    Err(e) if attempts.again(&e).await => continue,
+                    out => return out,
+                }
+            }
+        };
         self.metrics.timed(&sql, run).await
     }
 }
