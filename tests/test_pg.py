@@ -742,3 +742,159 @@ def test_a_pool_from_before_fork_fails_clearly_in_the_child(pg_server: Any) -> N
     # The parent's pool is untouched by the child.
     assert run(pool.fetchval("SELECT 8")) == 8
     run(pool.close())
+
+
+# ------------------------------------------------------------------- COPY out/in
+
+
+async def test_copy_from_query_to_path_file_and_callable(pg_server: Any, tmp_path: Any) -> None:
+    import io
+
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id int, name text, score float8)")
+        await conn.executemany(
+            f"INSERT INTO {t} VALUES ($1, $2, $3)",
+            [(i, f"n,{i}" if i % 2 else None, i / 4) for i in range(1, 6)],
+        )
+        query = f"SELECT * FROM {t} WHERE id > $1 ORDER BY id"
+        for fmt, opts in (
+            ("csv", {"header": True}),
+            ("text", {}),
+            ("binary", {}),
+            ("csv", {"delimiter": ";", "null": "NULL", "force_quote": True}),
+        ):
+            theirs = io.BytesIO()
+            status = await peer.copy_from_query(query, 1, output=theirs, format=fmt, **opts)
+            assert status == "COPY 4"
+            path = tmp_path / f"out.{fmt}"
+            assert await conn.copy_from_query(query, 1, output=path, format=fmt, **opts) == "COPY 4"
+            assert path.read_bytes() == theirs.getvalue()
+            buf = io.BytesIO()
+            assert await conn.copy_from_query(query, 1, output=buf, format=fmt, **opts) == "COPY 4"
+            assert buf.getvalue() == theirs.getvalue()
+            chunks: list[bytes] = []
+
+            async def sink(data: bytes, chunks: list[bytes] = chunks) -> None:
+                chunks.append(data)
+
+            assert await conn.copy_from_query(query, 1, output=sink, format=fmt, **opts) == "COPY 4"
+            assert b"".join(chunks) == theirs.getvalue()
+        # copy_from_table, with columns and schema.
+        theirs = io.BytesIO()
+        await peer.copy_from_table(
+            t, output=theirs, columns=["name", "id"], schema_name="public", format="csv"
+        )
+        ours = io.BytesIO()
+        status = await conn.copy_from_table(
+            t, output=ours, columns=["name", "id"], schema_name="public", format="csv"
+        )
+        assert status == "COPY 5" and ours.getvalue() == theirs.getvalue()
+        # A failing COPY raises the server's error and leaves the connection usable.
+        with pytest.raises(exc.UndefinedTableError):
+            await conn.copy_from_table("no_such_table", output=io.BytesIO())
+        with pytest.raises(exc.PostgresSyntaxError):
+            await conn.copy_from_query("SELEC 1", output=io.BytesIO())
+        assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {t}")
+        await conn.close()
+        await peer.close()
+
+
+async def test_copy_to_table_from_path_file_bytes_and_async_iterable(
+    pg_server: Any, tmp_path: Any
+) -> None:
+    import io
+
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id int, name text)")
+        csv_path = tmp_path / "in.csv"
+        csv_path.write_text("id,name\n1,a\n2,\n")
+        assert await conn.copy_to_table(t, source=csv_path, format="csv", header=True) == "COPY 2"
+        assert (
+            await conn.copy_to_table(t, source=io.BytesIO(b"3\tc\n4\t\\N\n"), format="text")
+            == "COPY 2"
+        )
+        assert await conn.copy_to_table(t, source=b"5|e\n", delimiter="|") == "COPY 1"
+
+        async def rows() -> Any:
+            for i in range(6, 106):
+                yield f"{i},name {i}\n".encode()
+
+        assert (
+            await conn.copy_to_table(t, source=rows(), columns=["id", "name"], format="csv")
+            == "COPY 100"
+        )
+        got = await conn.fetch(f"SELECT id, name FROM {t} WHERE id <= 5 ORDER BY id")
+        assert [tuple(r) for r in got] == [(1, "a"), (2, None), (3, "c"), (4, None), (5, "e")]
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 105
+        # Bad data: the server's error, nothing copied, the connection still usable.
+        with pytest.raises(exc.InvalidTextRepresentationError):
+            await conn.copy_to_table(t, source=b"1,a\nx,b\n", format="csv")
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 105
+        # Round trip through binary COPY.
+        out = io.BytesIO()
+        await conn.copy_from_table(t, output=out, format="binary")
+        await conn.execute(f"TRUNCATE {t}")
+        assert await conn.copy_to_table(t, source=out.getvalue(), format="binary") == "COPY 105"
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {t}")
+        await conn.close()
+
+
+async def test_cancelled_copy_leaves_the_connection_clean(pg_server: Any) -> None:
+    import io
+
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        big = "SELECT g, repeat('x', 200) FROM generate_series(1, 2000000) g"
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.copy_from_query(big, output=io.BytesIO()), 0.2)
+        assert await conn.fetchval("SELECT 'clean'") == "clean"
+    finally:
+        await conn.close()
+
+
+# --------------------------------------------------- stale cached statements
+
+
+async def test_cached_statement_is_re_prepared_after_a_schema_change(pg_server: Any) -> None:
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    pool = await pool_for(pg_server, min_size=1, max_size=1)
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id int, v text)")
+        await conn.execute(f"INSERT INTO {t} VALUES (1, 'a')")
+        query = f"SELECT * FROM {t} WHERE id = $1"
+        for target in (conn, pool):
+            assert tuple(await target.fetchrow(query, 1)) == (1, "a")
+        await conn.execute(f"ALTER TABLE {t} ADD COLUMN extra int DEFAULT 7")
+        # asyncpg re-prepares transparently outside a transaction; so do we.
+        for target in (conn, pool):
+            row = await target.fetchrow(query, 1)
+            assert tuple(row) == (1, "a", 7) and row["extra"] == 7
+        await conn.execute(f"ALTER TABLE {t} DROP COLUMN v")
+        assert tuple(await conn.fetchrow(query, 1)) == (1, 7)
+        await conn.execute(f"ALTER TABLE {t} ALTER COLUMN extra TYPE text")
+        assert tuple(await conn.fetchrow(query, 1)) == (1, "7")
+        await conn.executemany(f"INSERT INTO {t} SELECT $1, $2", [(2, "x")])
+        await conn.execute(f"ALTER TABLE {t} ADD COLUMN more int")
+        await conn.executemany(f"INSERT INTO {t} SELECT $1, $2", [(3, "y")])
+        # Inside a transaction the error reaches the caller, as
+        # InvalidCachedStatementError; the cache is cleared so the next try works.
+        await conn.execute(f"ALTER TABLE {t} DROP COLUMN more")
+        assert tuple(await conn.fetchrow(query, 1)) == (1, "7")
+        await conn.execute(f"ALTER TABLE {t} ADD COLUMN last int")
+        async with conn.transaction():
+            with pytest.raises(exc.InvalidCachedStatementError):
+                await conn.fetchrow(query, 1)
+        assert tuple(await conn.fetchrow(query, 1)) == (1, "7", None)
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {t}")
+        await conn.close()
+        await pool.close()

@@ -45,6 +45,8 @@ pub(crate) struct PoolInner {
     stats: Arc<Stats>,
     closed: AtomicBool,
     label: String,
+    /// `init` / `setup` callbacks (asyncpg's create_pool keywords).
+    hooks: Option<Arc<super::hooks::Hooks>>,
 }
 
 /// The DSN with its password replaced by `***`, for reprs and messages.
@@ -149,7 +151,10 @@ impl PoolInner {
         match got {
             Ok(c) => {
                 self.stats.acquired.fetch_add(1, Ordering::Relaxed);
-                Ok(c)
+                match &self.hooks {
+                    Some(hooks) => hooks.run(c, &self.settings).await,
+                    None => Ok(c),
+                }
             }
             Err(e) => {
                 match e {
@@ -501,14 +506,18 @@ struct ConnectArgs {
     settings: Arc<Settings>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn settings_of(
     func: &str,
     dsn: &str,
     command_timeout: Option<f64>,
     statement_cache_size: usize,
     json_as_text: bool,
+    server_settings: Option<&Bound<'_, PyDict>>,
+    ssl: Option<&Bound<'_, PyAny>>,
 ) -> Result<ConnectArgs> {
     let opts = pg_options(func, dsn, statement_cache_size)?;
+    let opts = super::hooks::session_options(func, opts, server_settings, ssl)?;
     let settings = Arc::new(Settings {
         opts: Arc::new(opts.clone()),
         json: if json_as_text {
@@ -528,7 +537,8 @@ fn settings_of(
 #[pyo3(signature = (
     dsn, *, min_size = 10, max_size = 10, command_timeout = None, acquire_timeout = None,
     max_inactive_connection_lifetime = 300.0, max_lifetime = None, statement_cache_size = 100,
-    timeout = 60.0, json_as_text = false
+    timeout = 60.0, json_as_text = false, init = None, setup = None, server_settings = None,
+    ssl = None, max_queries = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn create_pool<'py>(
@@ -543,6 +553,11 @@ fn create_pool<'py>(
     statement_cache_size: usize,
     timeout: Option<f64>,
     json_as_text: bool,
+    init: Option<Bound<'py, PyAny>>,
+    setup: Option<Bound<'py, PyAny>>,
+    server_settings: Option<Bound<'py, PyDict>>,
+    ssl: Option<Bound<'py, PyAny>>,
+    max_queries: Option<u64>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     if max_size == 0 {
         return Err(
@@ -561,7 +576,11 @@ fn create_pool<'py>(
         command_timeout,
         statement_cache_size,
         json_as_text,
+        server_settings.as_ref(),
+        ssl.as_ref(),
     )?;
+    let hooks = super::hooks::Hooks::new(py, init, setup)?;
+    let max_queries = max_queries.filter(|&n| n > 0);
     let acquire_timeout = secs("acquire_timeout", acquire_timeout)?;
     let idle = match max_inactive_connection_lifetime {
         Some(0.0) => None,
@@ -573,7 +592,7 @@ fn create_pool<'py>(
     let stats = Arc::new(Stats::default());
     future_into_py(py, async move {
         let counter = Arc::clone(&stats);
-        let options = PgPoolOptions::new()
+        let mut options = PgPoolOptions::new()
             .min_connections(min_size)
             .max_connections(max_size)
             // Acquire deadlines are ours (per call); sqlx's covers connecting.
@@ -589,6 +608,14 @@ fn create_pool<'py>(
                     Ok(())
                 })
             });
+        if let Some(limit) = max_queries {
+            // asyncpg's max_queries: a connection that has run that many
+            // queries is closed when released, and replaced.
+            options = options.after_release(move |conn, _meta| {
+                let keep = conn.query_count() < limit;
+                Box::pin(async move { Ok(keep) })
+            });
+        }
         let pool = options
             .connect_with(opts)
             .await
@@ -603,6 +630,7 @@ fn create_pool<'py>(
                 stats,
                 closed: AtomicBool::new(false),
                 label,
+                hooks,
             }),
         })
     })
@@ -610,7 +638,11 @@ fn create_pool<'py>(
 
 /// `await fastio.connect(dsn, ...)`: one connection, not pooled.
 #[pyfunction]
-#[pyo3(signature = (dsn, *, timeout = 60.0, command_timeout = None, statement_cache_size = 100, json_as_text = false))]
+#[pyo3(signature = (
+    dsn, *, timeout = 60.0, command_timeout = None, statement_cache_size = 100,
+    json_as_text = false, server_settings = None, ssl = None
+))]
+#[allow(clippy::too_many_arguments)]
 fn connect<'py>(
     py: Python<'py>,
     dsn: &str,
@@ -618,6 +650,8 @@ fn connect<'py>(
     command_timeout: Option<f64>,
     statement_cache_size: usize,
     json_as_text: bool,
+    server_settings: Option<Bound<'py, PyDict>>,
+    ssl: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     let ConnectArgs { opts, settings } = settings_of(
         "connect",
@@ -625,6 +659,8 @@ fn connect<'py>(
         command_timeout,
         statement_cache_size,
         json_as_text,
+        server_settings.as_ref(),
+        ssl.as_ref(),
     )?;
     let timeout = secs("timeout", timeout)?;
     future_into_py(py, async move {
