@@ -898,3 +898,145 @@ async def test_cached_statement_is_re_prepared_after_a_schema_change(pg_server: 
         await conn.execute(f"DROP TABLE IF EXISTS {t}")
         await conn.close()
         await pool.close()
+
+
+# ------------------------------------------------ load, reaping, big batches
+
+
+async def test_a_thousand_random_cancellations_leave_the_pool_healthy(pg_server: Any) -> None:
+    import random
+
+    rng = random.Random(1000)
+    t = table()
+    size = 6
+    pool = await pool_for(pg_server, min_size=size, max_size=size)
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, v text)")
+        await pool.executemany(
+            f"INSERT INTO {t} VALUES ($1, $2)", [(i, str(i)) for i in range(500)]
+        )
+        outcomes = {"ok": 0, "timeout": 0}
+
+        async def sleepy(i: int) -> None:
+            value = await pool.fetchval(
+                "SELECT $1::int FROM pg_sleep($2)", i, rng.choice([0, 0.001, 0.005, 0.02])
+            )
+            assert value == i  # never someone else's answer
+
+        async def real(i: int) -> None:
+            rows = await pool.fetch(f"SELECT id, v FROM {t} WHERE id % 7 = $1 ORDER BY id", i % 7)
+            assert rows and all(r["id"] % 7 == i % 7 and r["v"] == str(r["id"]) for r in rows)
+
+        async def acquired(i: int) -> None:
+            async with pool.acquire() as conn:
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL statement_timeout = 5000")
+                    got = await conn.fetchval(f"SELECT v FROM {t} WHERE id = $1", i % 500)
+                    assert got == str(i % 500)
+                    await conn.fetchval("SELECT pg_sleep($1)", rng.choice([0, 0.002, 0.01]))
+
+        async def many(i: int) -> None:
+            await pool.executemany(
+                f"UPDATE {t} SET v = v WHERE id = $1", [(j,) for j in range(i % 50, 500, 50)]
+            )
+
+        kinds = [sleepy, sleepy, real, acquired, many]
+
+        async def one(i: int) -> None:
+            job = rng.choice(kinds)(i)
+            try:
+                await asyncio.wait_for(job, rng.choice([0.0005, 0.002, 0.005, 0.01, 0.03, 2.0]))
+                outcomes["ok"] += 1
+            except asyncio.TimeoutError:
+                outcomes["timeout"] += 1
+
+        for start in range(0, 1000, 100):
+            await asyncio.gather(*(one(i) for i in range(start, start + 100)))
+        assert outcomes["ok"] + outcomes["timeout"] == 1000
+        assert outcomes["ok"] > 50 and outcomes["timeout"] > 50, outcomes
+
+        # Every connection: healthy, answering its own query, idle on the server.
+        async with asyncio.timeout(30):
+            conns = [await pool.acquire() for _ in range(size)]
+            try:
+                pids = {c.get_server_pid() for c in conns}
+                assert len(pids) == size
+                answers = await asyncio.gather(
+                    *(c.fetchval("SELECT $1::int", i) for i, c in enumerate(conns))
+                )
+                assert answers == list(range(size))
+                assert not any(c.is_in_transaction() for c in conns)
+                watcher = conns[0]
+
+                async def none_busy() -> bool:
+                    busy = await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE pid = ANY($1::int[]) AND pid <> pg_backend_pid() "
+                        "AND state <> 'idle'",
+                        list(pids),
+                    )
+                    return busy == 0
+
+                await wait_until(none_busy)
+            finally:
+                for c in conns:
+                    await pool.release(c)
+        assert pool.get_size() == size
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+
+
+async def test_idle_connections_are_reaped_back_to_min_size(pg_server: Any) -> None:
+    pool = await pool_for(pg_server, min_size=1, max_size=5, max_inactive_connection_lifetime=0.3)
+    try:
+        held = await asyncio.gather(*(run(pool.acquire()) for _ in range(5)))
+        assert pool.get_size() == 5
+        for conn in held:
+            await pool.release(conn)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while pool.get_size() > 1:
+            assert loop.time() < deadline, f"still {pool.get_size()} connections"
+            await asyncio.sleep(0.05)
+        assert pool.get_size() == pool.get_min_size() == 1
+        await asyncio.sleep(0.8)  # never below min_size
+        assert pool.get_size() == 1
+        assert await pool.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()
+
+
+async def test_executemany_with_a_huge_batch_is_complete_and_atomic(pg_server: Any) -> None:
+    n = 200_000
+    t = table()
+    pool = await pool_for(pg_server, min_size=1, max_size=1)
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, name text, score float8)")
+        rows = [(i, f"name {i}", i * 0.5) for i in range(n)]
+        await asyncio.wait_for(pool.executemany(f"INSERT INTO {t} VALUES ($1, $2, $3)", rows), 120)
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == n
+        assert await pool.fetchval(f"SELECT sum(id)::int8 FROM {t}") == n * (n - 1) // 2
+        # The last row of the next batch collides: nothing of it is kept.
+        bad = [(n + i, "x", 0.0) for i in range(n - 1)] + [(0, "dup", 0.0)]
+        with pytest.raises(exc.UniqueViolationError):
+            await asyncio.wait_for(
+                pool.executemany(f"INSERT INTO {t} VALUES ($1, $2, $3)", bad), 120
+            )
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == n
+        # An early failure too (in the first chunk), on a connection.
+        async with pool.acquire() as conn:
+            bad = [(n, "y", 0.0), (n, "y", 0.0)] + [(n + 1 + i, "y", 0.0) for i in range(5000)]
+            with pytest.raises(exc.UniqueViolationError):
+                await conn.executemany(f"INSERT INTO {t} VALUES ($1, $2, $3)", bad)
+            assert await conn.fetchval(f"SELECT count(*) FROM {t}") == n
+            # Inside a transaction, the batch is part of it.
+            async with conn.transaction():
+                await conn.executemany(
+                    f"UPDATE {t} SET score = $2 WHERE id = $1", [(i, -1.0) for i in range(n)]
+                )
+                assert await conn.fetchval(f"SELECT count(*) FROM {t} WHERE score < 0") == n
+        assert await pool.fetchval("SELECT 1") == 1
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()

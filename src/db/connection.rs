@@ -51,6 +51,31 @@ pub(crate) struct ConnState {
     pub(crate) gone: &'static str,
 }
 
+impl Drop for ConnState {
+    /// A pooled connection nobody released (its Connection object was
+    /// dropped, or an `acquire()` was cancelled after it got one) goes back
+    /// reset, or closed if it is not between queries, from a tokio task:
+    /// sqlx's own drop would hand it back as it is (possibly inside a
+    /// transaction), and needs a runtime the dropping thread may not have.
+    fn drop(&mut self) {
+        let Some(Conn::Pooled(mut c)) = self.conn.take() else {
+            return;
+        };
+        let Ok(rt) = crate::runtime::handle() else {
+            // No runtime to close it on (dropping it would need one).
+            std::mem::forget(c);
+            return;
+        };
+        rt.spawn(async move {
+            if c.is_ready_for_query() && postgres::reset_session(&mut c).await {
+                c.return_to_pool().await;
+            } else {
+                c.close_on_drop();
+            }
+        });
+    }
+}
+
 /// Something that holds a connection for the length of one query.
 pub(crate) trait Holder: Send + 'static {
     fn pg(&mut self) -> Option<&mut PgConnection>;

@@ -791,11 +791,8 @@ fn substitute_params(query: &str, values: &[String]) -> String {
     while i < bytes.len() {
         let c = bytes[i];
         match quote {
-            Some(q) => {
-                if c == q {
-                    quote = None;
-                }
-            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
             None if c == b'\'' || c == b'"' => quote = Some(c),
             None if c == b'$'
                 && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>

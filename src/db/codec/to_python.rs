@@ -356,7 +356,7 @@ pub(crate) fn money_text(cents: i64) -> String {
     let units = (abs / 100).to_string();
     let mut grouped = String::with_capacity(units.len() + units.len() / 3);
     for (i, c) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -532,7 +532,7 @@ mod tests {
     fn money_as_postgres_prints_it() {
         assert_eq!(money_text(123_456), "$1,234.56");
         assert_eq!(money_text(-5), "-$0.05");
-        assert_eq!(money_text(100_000_000_00), "$100,000,000.00");
+        assert_eq!(money_text(10_000_000_000), "$100,000,000.00");
         assert_eq!(money_text(i64::MIN), "-$92,233,720,368,547,758.08");
     }
 }
