@@ -1017,6 +1017,19 @@ async def test_executemany_with_a_huge_batch_is_complete_and_atomic(pg_server: A
         await asyncio.wait_for(pool.executemany(f"INSERT INTO {t} VALUES ($1, $2, $3)", rows), 120)
         assert await pool.fetchval(f"SELECT count(*) FROM {t}") == n
         assert await pool.fetchval(f"SELECT sum(id)::int8 FROM {t}") == n * (n - 1) // 2
+        # Requests and replies both far larger than the socket buffers (20 MB
+        # each way; the returned rows are discarded, as asyncpg discards them):
+        # the replies are read while the batch is still being sent. Written
+        # all at once, this deadlocks.
+        pad = "p" * 1000
+        await asyncio.wait_for(
+            pool.executemany(
+                f"UPDATE {t} SET score = $2 WHERE id = $1 AND length($3) > 0 RETURNING $3",
+                [(i, -7.0, pad) for i in range(0, n, 10)],
+            ),
+            60,
+        )
+        assert await pool.fetchval(f"SELECT count(*) FROM {t} WHERE score = -7.0") == n // 10
         # The last row of the next batch collides: nothing of it is kept.
         bad = [(n + i, "x", 0.0) for i in range(n - 1)] + [(0, "dup", 0.0)]
         with pytest.raises(exc.UniqueViolationError):
@@ -1033,10 +1046,23 @@ async def test_executemany_with_a_huge_batch_is_complete_and_atomic(pg_server: A
             # Inside a transaction, the batch is part of it.
             async with conn.transaction():
                 await conn.executemany(
-                    f"UPDATE {t} SET score = $2 WHERE id = $1", [(i, -1.0) for i in range(n)]
+                    f"UPDATE {t} SET score = $2 WHERE id = $1", [(i, -1.0) for i in range(20_000)]
                 )
-                assert await conn.fetchval(f"SELECT count(*) FROM {t} WHERE score < 0") == n
+                assert await conn.fetchval(f"SELECT count(*) FROM {t} WHERE score = -1") == 20_000
         assert await pool.fetchval("SELECT 1") == 1
     finally:
         await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+
+
+async def test_terminating_an_acquired_connection_frees_its_slot(pg_server: Any) -> None:
+    pool = await pool_for(pg_server, min_size=1, max_size=1)
+    try:
+        conn = await pool.acquire()
+        pid = conn.get_server_pid()
+        conn.terminate()
+        assert conn.is_closed()
+        # The pool replaces it (its only slot is free again).
+        assert await asyncio.wait_for(pool.fetchval("SELECT pg_backend_pid()"), 10) != pid
+    finally:
         await pool.close()

@@ -423,6 +423,12 @@ impl ConnInner {
         if let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() {
             if let Some(Conn::Pooled(mut c)) = guard.conn.take() {
                 c.close_on_drop();
+                // Closing hands the slot back to the pool from a tokio task
+                // (this runs on the event-loop thread, outside the runtime).
+                match crate::runtime::handle() {
+                    Ok(rt) => drop(rt.spawn(async move { drop(c) })),
+                    Err(_) => std::mem::forget(c),
+                }
             }
             guard.gone = "the connection is closed";
         }

@@ -403,7 +403,10 @@ impl PgConnection {
         sql: &str,
         batch: Vec<PgArguments>,
     ) -> Result<Vec<PgQueryResult>, Error> {
+        // A chunk is small enough to fit in the socket buffers whatever the
+        // server is doing, so writing it never waits on the server reading.
         const CHUNK: usize = 1000;
+        const CHUNK_BYTES: usize = 64 * 1024;
         self.wait_until_ready().await?;
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
@@ -428,8 +431,8 @@ impl PgConnection {
         let mut sent = 0;
         let outcome: Result<(), Error> = async {
             while sent < count {
-                let n = CHUNK.min(count - sent);
-                for mut arguments in rows.by_ref().take(n) {
+                let mut n = 0;
+                for mut arguments in rows.by_ref() {
                     let num_params = u16::try_from(arguments.len()).map_err(|_| {
                         err_protocol!("execute_pipelined(): too many arguments: {}", arguments.len())
                     })?;
@@ -446,6 +449,11 @@ impl PgConnection {
                         portal: PortalId::UNNAMED,
                         limit: 0,
                     })?;
+                    n += 1;
+                    if n == CHUNK || self.inner.stream.write_buffer_mut().get().len() >= CHUNK_BYTES
+                    {
+                        break;
+                    }
                 }
                 sent += n;
                 if sent == count {
