@@ -53,6 +53,7 @@ from fastio._fastio import (
     sleep,
 )
 from fastio._transaction import Transaction
+from fastio._types import Range
 from fastio.breaker import CircuitBreaker
 from fastio.files import (
     JsonlRecords,
@@ -94,6 +95,7 @@ __all__ = [
     "PanicError",
     "Pool",
     "PoolAcquireContext",
+    "Range",
     "ReadError",
     "ReadTimeout",
     "Record",

@@ -3,6 +3,8 @@
 
 pub(crate) mod codec;
 pub(crate) mod connection;
+pub(crate) mod copy;
+pub(crate) mod hooks;
 pub(crate) mod listener;
 pub(crate) mod mysql;
 pub(crate) mod pool;

@@ -125,9 +125,10 @@ fn bind(params: &[Param]) -> Result<MySqlArguments> {
             Param::DateTime { micros } => args.add(datetime_text(*micros)),
             Param::Interval { days, micros } => args.add(interval_text(*days, *micros)),
             Param::Uuid(b) => args.add(uuid_text(b)),
-            Param::List(_) | Param::Unsupported { .. } => {
+            Param::List(_) | Param::Range { .. } | Param::Unsupported { .. } => {
                 let what = match p {
                     Param::List(_) => "list".to_owned(),
+                    Param::Range { .. } => "range".to_owned(),
                     Param::Unsupported { type_name, .. } => type_name.clone(),
                     _ => unreachable!(),
                 };

@@ -16,7 +16,7 @@ use sqlx::{Column as _, ConnectOptions, Connection as _, Database, Row as _};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::codec::from_python::Param;
-use super::connection::{Busy, Conn, ConnState, Session};
+use super::connection::{Busy, Conn, ConnState, Reset, Session};
 use super::pool::Stats;
 use super::postgres::Shape;
 use super::reconnect::Attempts;
@@ -28,7 +28,7 @@ use crate::retry::RetryPolicy;
 use crate::runtime::check_fork;
 
 /// What a backend provides to the shared pool and connection code.
-pub(crate) trait Dialect: Database + Sized
+pub(crate) trait Dialect: Database + Reset + Sized
 where
     Self::Connection: Session,
 {
@@ -452,6 +452,23 @@ where
             }
         };
         self.metrics.timed(&sql, run).await
+    }
+}
+
+impl Reset for sqlx::mysql::MySql {
+    async fn give_back_dropped(c: PoolConnection<Self>) {
+        if c.is_ready() {
+            give_back::<Self>(c).await;
+        } else {
+            let mut c = c;
+            c.close_on_drop();
+        }
+    }
+}
+
+impl Reset for sqlx::sqlite::Sqlite {
+    async fn give_back_dropped(c: PoolConnection<Self>) {
+        give_back::<Self>(c).await;
     }
 }
 

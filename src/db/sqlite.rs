@@ -100,6 +100,7 @@ fn bind(params: &[Param]) -> Result<SqliteArguments> {
             Param::BigInt(_)
             | Param::Interval { .. }
             | Param::List(_)
+            | Param::Range { .. }
             | Param::Unsupported { .. } => {
                 let why = match p {
                     Param::BigInt(_) => "too large for SQLite's 64-bit integers".to_owned(),
@@ -107,6 +108,7 @@ fn bind(params: &[Param]) -> Result<SqliteArguments> {
                         format!("type '{type_name}' is not supported")
                     }
                     Param::List(_) => "a list is not a SQL value".to_owned(),
+                    Param::Range { .. } => "ranges are PostgreSQL only".to_owned(),
                     _ => "a timedelta has no SQLite form".to_owned(),
                 };
                 return Err(Error::Bind(format!(
