@@ -581,6 +581,94 @@ async def test_pool_recovers_after_a_server_restart(pg_server: Any) -> None:
         await pool.close()
 
 
+async def test_retry_hides_a_server_restart(pg_server: Any) -> None:
+    if not getattr(pg_server, "can_restart", True):
+        pytest.skip("external server")
+    retry = fastio.Retry(attempts=8, backoff=0.1, max_backoff=1.0)
+    pool = await pool_for(pg_server, min_size=2, max_size=2, retry=retry)
+    t = table()
+    try:
+        await pool.execute(f"CREATE TABLE {t} (x int)")
+        await asyncio.get_running_loop().run_in_executor(None, pg_server.restart)
+        # No statement fails: dead connections are replaced and the statement retried.
+        for i in range(5):
+            assert await pool.fetchval("SELECT $1::int", i) == i
+        await pool.executemany(f"INSERT INTO {t} VALUES ($1)", [(1,), (2,)])
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 2
+        # Other errors are raised at once.
+        acquired = pool.get_stats()["acquired"]
+        with pytest.raises(exc.PostgresSyntaxError):
+            await pool.fetch("SELEC 1")
+        assert pool.get_stats()["acquired"] == acquired + 1
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+
+
+async def test_serialization_failures_are_retried_with_retry(pg_server: Any) -> None:
+    # Two pools update the same row under SERIALIZABLE default isolation: the
+    # loser gets 40001, which retry= turns into a second, successful attempt.
+    t = table()
+    setup = await pool_for(pg_server)
+    await setup.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, n int)")
+    await setup.execute(f"INSERT INTO {t} VALUES (1, 0)")
+    settings = {"default_transaction_isolation": "serializable"}
+    retry = fastio.Retry(attempts=10, backoff=0.01, max_backoff=0.1)
+    pool = await pool_for(pg_server, max_size=8, retry=retry, server_settings=settings)
+    try:
+        stmt = (
+            f"WITH c AS (SELECT n FROM {t} WHERE id = 1) UPDATE {t} SET n = (SELECT n FROM c) + 1"
+        )
+        await asyncio.gather(*(pool.execute(stmt) for _ in range(40)))
+        assert await setup.fetchval(f"SELECT n FROM {t}") == 40
+    finally:
+        await pool.close()
+        await setup.execute(f"DROP TABLE {t}")
+        await setup.close()
+
+
+async def test_statements_and_pool_gauges_are_in_metrics(pg_server: Any) -> None:
+    fastio.metrics.reset()
+    pool = await pool_for(pg_server, name="pg-metrics")
+    try:
+        for i in range(7):
+            await pool.fetchval("SELECT $1::int", i)
+        with pytest.raises(exc.DivisionByZeroError):
+            await pool.fetch("SELECT 1 / 0")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(pool.fetchval("SELECT pg_sleep(5)"), 0.1)
+        async with pool.acquire() as conn:
+            await conn.execute("CREATE TEMP TABLE m (x int)")
+            await conn.execute("INSERT INTO m VALUES (1)")
+            pools = [p for p in fastio.metrics.snapshot()["pools"] if p["name"] == "pg-metrics"]
+            assert pools[0]["in_use"] == 1 and pools[0]["backend"] == "postgresql"
+
+        def by_kind() -> dict[str, Any]:
+            return {
+                s["labels"]["statement"]: s
+                for s in fastio.metrics.snapshot()["db"]
+                if s["labels"]["pool"] == "pg-metrics"
+            }
+
+        async def all_recorded() -> bool:
+            # The cancelled statement is recorded when tokio drops its task.
+            return by_kind()["select"]["count"] == 9
+
+        await wait_until(all_recorded)
+        series = by_kind()
+        assert series["select"]["errors"] == 1 and series["select"]["cancelled"] == 1
+        assert series["ddl"]["count"] == 1 and series["insert"]["count"] == 1
+        assert series["select"]["p50"] > 0
+        text = fastio.metrics.render_prometheus()
+        assert 'fastio_pool_max_size{pool="pg-metrics",backend="postgresql"} 4' in text
+        assert (
+            'fastio_db_calls_total{pool="pg-metrics",backend="postgresql",statement="select"} 9'
+            in text
+        )
+    finally:
+        await pool.close()
+
+
 async def test_prepare_checks_now_and_runs_many_times(pg_server: Any) -> None:
     t = table()
     conn = await fastio.connect(pg_server.dsn)

@@ -394,10 +394,13 @@ impl ConnInner {
         timeout: Option<Duration>,
     ) -> Result<postgres::QueryOutput> {
         let (json, persistent) = (self.settings.json, self.settings.persistent);
-        self.locked(timeout, async |pg| {
+        let run = self.locked(timeout, async |pg| {
             postgres::run_query(pg, &sql, &params, shape, json, persistent).await
-        })
-        .await
+        });
+        match &self.pool {
+            Some(pool) => pool.metrics.timed(&sql, run).await,
+            None => run.await,
+        }
     }
 
     pub(crate) async fn query_many(
@@ -406,10 +409,13 @@ impl ConnInner {
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.locked(timeout, async |pg| {
+        let run = self.locked(timeout, async |pg| {
             postgres::run_many(pg, &sql, &batch).await
-        })
-        .await
+        });
+        match &self.pool {
+            Some(pool) => pool.metrics.timed(&sql, run).await,
+            None => run.await,
+        }
     }
 
     pub(crate) async fn copy_records(

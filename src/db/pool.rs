@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -20,9 +20,12 @@ use super::connection::{
 };
 use super::mysql;
 use super::postgres::{self, map_err, Shape};
+use super::reconnect::Attempts;
 use super::sql::{open_conn, open_pool, Dialect, InitSql, SqlConn, SqlPool, SqlSettings};
 use super::sqlite;
+use super::stats::{self, PoolMetrics, PoolView};
 use crate::errors::{Error, Result};
+use crate::metrics::GaugeSource;
 use crate::retry::{Retry, RetryPolicy};
 use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
 use futures::future::BoxFuture;
@@ -67,6 +70,31 @@ pub(crate) struct PoolInner {
     label: String,
     /// `init` / `setup` callbacks (asyncpg's create_pool keywords).
     hooks: Option<Arc<super::hooks::Hooks>>,
+    pub(crate) metrics: PoolMetrics,
+    gauges: OnceLock<Arc<dyn GaugeSource>>,
+    retry: Option<RetryPolicy>,
+}
+
+impl PoolView for PoolInner {
+    fn size(&self) -> u32 {
+        self.pg().size()
+    }
+
+    fn idle(&self) -> usize {
+        self.pg().num_idle()
+    }
+
+    fn max_size(&self) -> u32 {
+        self.max_size
+    }
+
+    fn counters(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn metrics(&self) -> &PoolMetrics {
+        &self.metrics
+    }
 }
 
 /// The DSN with its password replaced by `***`, for reprs and messages.
@@ -187,10 +215,21 @@ impl PoolInner {
         timeout: Option<Duration>,
     ) -> Result<postgres::QueryOutput> {
         let (json, persistent) = (self.settings.json, self.settings.persistent);
-        self.pooled(timeout, async |pg| {
-            postgres::run_query(pg, &sql, &params, shape, json, persistent).await
-        })
-        .await
+        let run = async {
+            let mut attempts = Attempts::new(self.retry.as_ref());
+            loop {
+                let out = self
+                    .pooled(timeout, async |pg| {
+                        postgres::run_query(pg, &sql, &params, shape, json, persistent).await
+                    })
+                    .await;
+                match out {
+                    Err(e) if attempts.again(&e).await => continue,
+                    out => return out,
+                }
+            }
+        };
+        self.metrics.timed(&sql, run).await
     }
 
     async fn query_many(
@@ -199,10 +238,21 @@ impl PoolInner {
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.pooled(timeout, async |pg| {
-            postgres::run_many(pg, &sql, &batch).await
-        })
-        .await
+        let run = async {
+            let mut attempts = Attempts::new(self.retry.as_ref());
+            loop {
+                let out = self
+                    .pooled(timeout, async |pg| {
+                        postgres::run_many(pg, &sql, &batch).await
+                    })
+                    .await;
+                match out {
+                    Err(e) if attempts.again(&e).await => continue,
+                    out => return out,
+                }
+            }
+        };
+        self.metrics.timed(&sql, run).await
     }
 }
 
@@ -868,6 +918,8 @@ fn create_pool<'py>(
     let lifetime = secs("max_lifetime", max_lifetime)?;
     let connect_timeout = secs("timeout", timeout)?;
     let label = redact_dsn(dsn);
+    let name = name.unwrap_or_else(|| label.clone());
+    let retry = retry.map(|r| r.get().policy.clone());
     let stats = Arc::new(Stats::default());
     future_into_py(py, async move {
         let counter = Arc::clone(&stats);
@@ -907,18 +959,23 @@ fn create_pool<'py>(
             .connect_with(opts)
             .await
             .map_err(|e| map_err(e, None))?;
+        let inner = Arc::new(PoolInner {
+            backend: Backend::Postgres(pool),
+            settings,
+            min_size,
+            max_size,
+            acquire_timeout,
+            stats,
+            closed: AtomicBool::new(false),
+            label,
+            hooks,
+            metrics: PoolMetrics::new(name, "postgresql"),
+            gauges: OnceLock::new(),
+            retry,
+        });
+        let _ = inner.gauges.set(stats::register(&inner));
         Ok(Pool {
-            kind: PoolKind::Pg(Arc::new(PoolInner {
-                backend: Backend::Postgres(pool),
-                settings,
-                min_size,
-                max_size,
-                acquire_timeout,
-                stats,
-                closed: AtomicBool::new(false),
-                label,
-                hooks,
-            })),
+            kind: PoolKind::Pg(inner),
         })
     })
 }
