@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import fastio
+
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 100_000
 P1_QUERIES = 20_000
@@ -220,6 +222,13 @@ async def measure(dsn: str, rounds: int) -> dict[str, dict[str, float]]:
         for _ in range(rounds):
             for d in drivers:
                 add(d.name, "p1", await p1(d.pool_point))
+                if isinstance(d, Fastio):
+                    # The cost of statement metrics: the same P1 with recording off.
+                    fastio.metrics.enable(False)
+                    try:
+                        add("fastio (metrics off)", "p1", await p1(d.pool_point))
+                    finally:
+                        fastio.metrics.enable(True)
                 if isinstance(d, Asyncpg):
                     add("asyncpg (10 dedicated connections)", "p1", await d.dedicated_p1())
                 add(d.name, "p2", await timed(d.fetch_all) * 1e3)
@@ -309,6 +318,11 @@ def main() -> None:
             f"| {label} | {f[key]:,.1f} | {a[key]:,.1f} | {p[key]:,.1f} "
             f"| {f[key] / a[key]:.2f}x time | {f[key] / p[key]:.2f}x time |"
         )
+    off = r["fastio (metrics off)"]["p1"]
+    print(
+        f"\nP1 with fastio's statement metrics off: {off:,.0f} queries/s "
+        f"(recording costs {(1 - f['p1'] / off) * 100:+.1f}%)."
+    )
     print(f"\nP1 ceilings: asyncpg on 10 dedicated connections {ded:,.0f} queries/s", end="")
     if ceiling is not None:
         print(f"; `pgbench -M prepared -c 10` {ceiling:,.0f} tps", end="")
