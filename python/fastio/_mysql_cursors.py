@@ -296,7 +296,9 @@ class _DictCursorMixin:
 
     dict_type: Any = dict
 
-    def _convert_rows(self, description: Sequence[Sequence[Any]], rows: list[Any]) -> list[Any]:
+    def _convert_rows(self, description: Sequence[Sequence[Any]], rows: list[Any]) -> Sequence[Any]:
+        if not rows:
+            return ()  # as aiomysql: an empty result stays a tuple
         fields = [d[0] for d in description]
         make = self.dict_type
         return [make(zip(fields, row)) for row in rows]
