@@ -699,7 +699,7 @@ class Session:
         return self.run(go())
 
     def close(self) -> None:
-        self.conn.close()
+        self.run(self.conn.ensure_closed())
         self.loop.close()
 
 
