@@ -473,7 +473,7 @@ class _CursorContext:
 
 async def _open_native(params: _Params) -> Any:
     try:
-        return await _fastio.connect(params.dsn, timeout=params.timeout, init_sql=params.init_sql)
+        return await _fastio.connect(params.dsn, timeout=params.timeout, init_sql=params.init_sql or None)
     except _CONNECT_FAILURES as e:
         raise params.connect_error(e) from e
 
@@ -746,7 +746,7 @@ def create_pool(
                 max_size=maxsize,
                 timeout=params.timeout,
                 max_inactive_connection_lifetime=idle,
-                init_sql=params.init_sql,
+                init_sql=params.init_sql or None,
             )
         except _CONNECT_FAILURES as e:
             raise params.connect_error(e) from e
