@@ -473,7 +473,9 @@ class _CursorContext:
 
 async def _open_native(params: _Params) -> Any:
     try:
-        return await _fastio.connect(params.dsn, timeout=params.timeout, init_sql=params.init_sql or None)
+        return await _fastio.connect(
+            params.dsn, timeout=params.timeout, init_sql=params.init_sql or None
+        )
     except _CONNECT_FAILURES as e:
         raise params.connect_error(e) from e
 
