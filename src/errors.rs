@@ -52,6 +52,16 @@ pub enum Error {
     /// (asyncpg's `DataError`, "invalid input for query argument $N").
     #[error("{0}")]
     Data(String),
+    /// A MySQL server error: PyMySQL's class for its errno.
+    #[error("({}) {}", .0.errno, .0.message)]
+    MySql(Box<crate::db::mysql::MySqlErrorInfo>),
+    /// An SQLite error: sqlite3's class for its result code.
+    #[error("{}", .0.message)]
+    Sqlite(Box<crate::db::sqlite::SqliteErrorInfo>),
+    /// A MySQL / SQLite query argument that cannot be bound (DB-API
+    /// `ProgrammingError`).
+    #[error("{0}")]
+    Bind(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// An I/O error on a named file: raised as Python's `open()` raises it,
@@ -291,6 +301,9 @@ impl Error {
             Error::Connection(msg) => new_err(py, Exc::ConnectionError, msg),
             Error::Postgres(info) => crate::db::postgres::server_error_to_py(py, *info),
             Error::Data(msg) => crate::db::postgres::data_error_to_py(py, msg),
+            Error::MySql(info) => crate::db::mysql::server_error_to_py(py, *info),
+            Error::Sqlite(info) => crate::db::sqlite::server_error_to_py(py, *info),
+            Error::Bind(msg) => crate::db::mysql::bind_error_to_py(py, msg),
             // pyo3 maps io::ErrorKind to the builtin OSError subclasses
             // (FileNotFoundError, PermissionError, ...), as Python's open() raises.
             Error::Io(e) => e.into(),

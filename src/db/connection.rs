@@ -9,16 +9,21 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use sqlx::pool::PoolConnection;
+use std::future::Future;
+
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{Connection as _, Postgres};
+use sqlx::{Connection as _, Database, Postgres};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::codec::from_python::Param;
 use super::codec::to_python::JsonMode;
 use super::pool::PoolInner;
 use super::postgres::{self, recover, CancelKey, Shape};
+use super::sql::{Dialect, SqlConn};
 use crate::errors::{Error, Result};
 use crate::runtime::{check_fork, future_into_py, Awaitable, ReturnNone};
+use sqlx::mysql::MySql;
+use sqlx::sqlite::Sqlite;
 
 /// Per-pool / per-connection settings the queries need.
 pub(crate) struct Settings {
@@ -30,36 +35,79 @@ pub(crate) struct Settings {
     pub(crate) generation: u64,
 }
 
-/// The live session behind a Connection.
-pub(crate) enum Conn {
-    Pooled(PoolConnection<Postgres>),
-    Direct(Box<PgConnection>),
+/// The live session behind a Connection: from a pool, or standalone.
+pub(crate) enum Conn<DB: Database> {
+    Pooled(PoolConnection<DB>),
+    Direct(Box<DB::Connection>),
 }
 
-impl Conn {
-    pub(crate) fn pg(&mut self) -> &mut PgConnection {
+impl<DB: Database> Conn<DB> {
+    pub(crate) fn raw(&mut self) -> &mut DB::Connection {
         match self {
             Conn::Pooled(c) => c,
             Conn::Direct(c) => c,
         }
     }
+
+    pub(crate) fn pg(&mut self) -> &mut DB::Connection {
+        self.raw()
+    }
 }
 
-pub(crate) struct ConnState {
-    pub(crate) conn: Option<Conn>,
+pub(crate) struct ConnState<DB: Database> {
+    pub(crate) conn: Option<Conn<DB>>,
     /// Why `conn` is gone (for the error message).
     pub(crate) gone: &'static str,
 }
 
+/// A backend session, as the query guard needs it: whether it is between
+/// queries, and how to bring it back when a query was cut short.
+pub(crate) trait Session: Send + 'static {
+    /// What cancelling a running query on the server takes.
+    type Key: Send + 'static;
+    /// Nothing is pending on the wire.
+    fn is_idle(&self) -> bool;
+    /// Reads what an error left pending; `false` means close the connection.
+    fn drain(&mut self) -> impl Future<Output = bool> + Send;
+    /// After a query future was dropped mid-flight: cancel it on the server
+    /// and read the connection back; `false` means close it.
+    fn recover(&mut self, key: Option<Self::Key>) -> impl Future<Output = bool> + Send;
+}
+
+impl Session for PgConnection {
+    type Key = CancelKey;
+
+    fn is_idle(&self) -> bool {
+        self.is_ready_for_query()
+    }
+
+    async fn drain(&mut self) -> bool {
+        matches!(
+            tokio::time::timeout(postgres::DRAIN_TIMEOUT, self.drain_pending()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn recover(&mut self, key: Option<CancelKey>) -> bool {
+        recover(self, key).await
+    }
+}
+
 /// Something that holds a connection for the length of one query.
 pub(crate) trait Holder: Send + 'static {
-    fn pg(&mut self) -> Option<&mut PgConnection>;
+    type Conn: Session;
+    fn conn(&mut self) -> Option<&mut Self::Conn>;
     /// Closes the connection instead of reusing it.
     fn discard(self);
 }
 
-impl Holder for PoolConnection<Postgres> {
-    fn pg(&mut self) -> Option<&mut PgConnection> {
+impl<DB: Database> Holder for PoolConnection<DB>
+where
+    DB::Connection: Session,
+{
+    type Conn = DB::Connection;
+
+    fn conn(&mut self) -> Option<&mut DB::Connection> {
         Some(self)
     }
 
@@ -68,9 +116,14 @@ impl Holder for PoolConnection<Postgres> {
     }
 }
 
-impl Holder for OwnedMutexGuard<ConnState> {
-    fn pg(&mut self) -> Option<&mut PgConnection> {
-        self.conn.as_mut().map(Conn::pg)
+impl<DB: Database> Holder for OwnedMutexGuard<ConnState<DB>>
+where
+    DB::Connection: Session,
+{
+    type Conn = DB::Connection;
+
+    fn conn(&mut self) -> Option<&mut DB::Connection> {
+        self.conn.as_mut().map(Conn::raw)
     }
 
     fn discard(mut self) {
@@ -81,29 +134,31 @@ impl Holder for OwnedMutexGuard<ConnState> {
     }
 }
 
+type KeyOf<H> = <<H as Holder>::Conn as Session>::Key;
+
 /// Holds a connection while a query runs. Finished normally, the connection
-/// is read back to ReadyForQuery if an error left replies pending. Dropped
-/// mid-query (task cancelled, `wait_for`, command timeout), a task sends the
-/// server a CancelRequest, drains the connection, and closes it if it does
-/// not come back; meanwhile nobody else can use it.
+/// is read back to idle if an error left replies pending. Dropped mid-query
+/// (task cancelled, `wait_for`, command timeout), a task cancels the query on
+/// the server, drains the connection, and closes it if it does not come
+/// back; meanwhile nobody else can use it.
 pub(crate) struct Busy<H: Holder> {
     held: Option<H>,
-    key: Option<CancelKey>,
+    key: Option<KeyOf<H>>,
 }
 
 impl<H: Holder> Busy<H> {
-    pub(crate) fn new(mut held: H, opts: &Arc<PgConnectOptions>) -> Self {
-        let key = held.pg().map(|c| CancelKey::of(opts, c));
+    pub(crate) fn new(mut held: H, key: impl FnOnce(&H::Conn) -> KeyOf<H>) -> Self {
+        let key = held.conn().map(|c| key(c));
         Busy {
             held: Some(held),
             key,
         }
     }
 
-    pub(crate) fn pg(&mut self) -> Result<&mut PgConnection> {
+    fn conn(&mut self) -> Result<&mut H::Conn> {
         self.held
             .as_mut()
-            .and_then(Holder::pg)
+            .and_then(Holder::conn)
             .ok_or_else(|| Error::Interface("the connection is closed".into()))
     }
 
@@ -113,9 +168,9 @@ impl<H: Holder> Busy<H> {
     pub(crate) async fn run<T>(
         mut self,
         limit: Option<Duration>,
-        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+        work: impl AsyncFnOnce(&mut H::Conn) -> Result<T>,
     ) -> (Result<T>, Option<H>) {
-        let out = with_timeout(limit, async { work(self.pg()?).await }).await;
+        let out = with_timeout(limit, async { work(self.conn()?).await }).await;
         if matches!(out, Err(Error::Timeout(_))) {
             return (out, None);
         }
@@ -127,13 +182,8 @@ impl<H: Holder> Busy<H> {
     /// connection back, clean.
     pub(crate) async fn finish(mut self) -> Option<H> {
         let mut held = self.held.take()?;
-        let ok = match held.pg() {
-            Some(c) if !c.is_ready_for_query() => {
-                matches!(
-                    tokio::time::timeout(postgres::DRAIN_TIMEOUT, c.drain_pending()).await,
-                    Ok(Ok(()))
-                )
-            }
+        let ok = match held.conn() {
+            Some(c) if !c.is_idle() => c.drain().await,
             _ => true,
         };
         if ok {
@@ -150,13 +200,13 @@ impl<H: Holder> Drop for Busy<H> {
         let Some(mut held) = self.held.take() else {
             return;
         };
-        if held.pg().is_none_or(|c| c.is_ready_for_query()) {
+        if held.conn().is_none_or(|c| c.is_idle()) {
             return;
         }
         let key = self.key.take();
         let cleanup = async move {
-            let ok = match held.pg() {
-                Some(c) => recover(c, key).await,
+            let ok = match held.conn() {
+                Some(c) => c.recover(key).await,
                 None => true,
             };
             if !ok {
@@ -238,7 +288,7 @@ pub(crate) fn batch_of(args: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<Param>>> {
 }
 
 pub(crate) struct ConnInner {
-    pub(crate) state: Arc<AsyncMutex<ConnState>>,
+    pub(crate) state: Arc<AsyncMutex<ConnState<Postgres>>>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) pool: Option<Arc<PoolInner>>,
     pub(crate) pid: u32,
@@ -249,7 +299,11 @@ pub(crate) struct ConnInner {
 }
 
 impl ConnInner {
-    pub(crate) fn new(conn: Conn, settings: Arc<Settings>, pool: Option<Arc<PoolInner>>) -> Self {
+    pub(crate) fn new(
+        conn: Conn<Postgres>,
+        settings: Arc<Settings>,
+        pool: Option<Arc<PoolInner>>,
+    ) -> Self {
         let mut conn = conn;
         let pg = conn.pg();
         let pid = pg.backend_key_data().0;
@@ -268,7 +322,7 @@ impl ConnInner {
         }
     }
 
-    async fn lock(&self) -> Result<OwnedMutexGuard<ConnState>> {
+    async fn lock(&self) -> Result<OwnedMutexGuard<ConnState<Postgres>>> {
         let guard = Arc::clone(&self.state).lock_owned().await;
         if guard.conn.is_none() {
             return Err(Error::Interface(guard.gone.to_owned()));
@@ -285,7 +339,8 @@ impl ConnInner {
     ) -> Result<T> {
         let guard = self.lock().await?;
         let limit = timeout.or(self.settings.command_timeout);
-        Busy::new(guard, &self.settings.opts)
+        let opts = &self.settings.opts;
+        Busy::new(guard, |c| CancelKey::of(opts, c))
             .run(limit, work)
             .await
             .0
@@ -398,16 +453,87 @@ impl ConnInner {
     }
 }
 
+/// The session behind a `Connection`, by backend.
+#[derive(Clone)]
+pub(crate) enum ConnKind {
+    Pg(Arc<ConnInner>),
+    MySql(Arc<SqlConn<MySql>>),
+    Sqlite(Arc<SqlConn<Sqlite>>),
+}
+
+/// Runs `$sql` with `$c` bound to the MySQL or SQLite session, `$pg` for PostgreSQL.
+macro_rules! by_session {
+    ($kind:expr, $c:ident => pg: $pg:expr, sql: $sql:expr) => {
+        match $kind {
+            ConnKind::Pg($c) => $pg,
+            ConnKind::MySql($c) => $sql,
+            ConnKind::Sqlite($c) => $sql,
+        }
+    };
+}
+
+impl ConnKind {
+    /// Gives a pooled connection back (rolled back if left in a transaction).
+    pub(crate) async fn release(&self) -> Result<()> {
+        by_session!(self, c => pg: c.release().await, sql: c.release().await)
+    }
+}
+
+fn sql_run<'py, D: Dialect>(
+    py: Python<'py>,
+    conn: &Arc<SqlConn<D>>,
+    query: String,
+    params: Vec<Param>,
+    shape: Shape,
+    timeout: Option<Duration>,
+) -> PyResult<Bound<'py, Awaitable>>
+where
+    D::Connection: Session,
+{
+    conn.check()?;
+    let conn = Arc::clone(conn);
+    future_into_py(py, async move {
+        conn.query(query, params, shape, timeout).await
+    })
+}
+
+fn sql_many<'py, D: Dialect>(
+    py: Python<'py>,
+    conn: &Arc<SqlConn<D>>,
+    command: String,
+    batch: Vec<Vec<Param>>,
+    timeout: Option<Duration>,
+) -> PyResult<Bound<'py, Awaitable>>
+where
+    D::Connection: Session,
+{
+    conn.check()?;
+    let conn = Arc::clone(conn);
+    future_into_py(py, async move {
+        conn.query_many(command, batch, timeout).await?;
+        Ok(ReturnNone)
+    })
+}
+
 /// A database connection. From `fastio.connect()` or `Pool.acquire()`.
 #[pyclass(frozen, weakref, module = "fastio._fastio")]
 pub struct Connection {
-    pub(crate) inner: Arc<ConnInner>,
+    pub(crate) kind: ConnKind,
 }
 
 impl Connection {
-    fn check(&self) -> PyResult<()> {
-        check_fork(self.inner.settings.generation, "this connection")?;
-        Ok(())
+    /// The PostgreSQL session, or an error naming the PostgreSQL-only method.
+    fn pg(&self, what: &str) -> PyResult<&Arc<ConnInner>> {
+        match &self.kind {
+            ConnKind::Pg(c) => {
+                check_fork(c.settings.generation, "this connection")?;
+                Ok(c)
+            }
+            _ => Err(Error::Interface(format!(
+                "Connection.{what}() is only available for PostgreSQL"
+            ))
+            .into()),
+        }
     }
 
     fn run<'py>(
@@ -418,13 +544,15 @@ impl Connection {
         shape: Shape,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.check()?;
         let params = params_of(args)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let inner = Arc::clone(&self.inner);
-        future_into_py(py, async move {
-            inner.query(query, params, shape, timeout).await
-        })
+        by_session!(&self.kind, c => pg: {
+            check_fork(c.settings.generation, "this connection")?;
+            let inner = Arc::clone(c);
+            future_into_py(py, async move {
+                inner.query(query, params, shape, timeout).await
+            })
+        }, sql: sql_run(py, c, query, params, shape, timeout))
     }
 }
 
@@ -488,64 +616,112 @@ impl Connection {
         args: &Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.check()?;
         let batch = batch_of(args)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let inner = Arc::clone(&self.inner);
-        future_into_py(py, async move {
-            inner.query_many(command, batch, timeout).await?;
-            Ok(ReturnNone)
-        })
+        by_session!(&self.kind, c => pg: {
+            check_fork(c.settings.generation, "this connection")?;
+            let inner = Arc::clone(c);
+            future_into_py(py, async move {
+                inner.query_many(command, batch, timeout).await?;
+                Ok(ReturnNone)
+            })
+        }, sql: sql_many(py, c, command, batch, timeout))
     }
 
     /// Closes the connection (a pooled one is closed, not returned).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
-        let inner = Arc::clone(&self.inner);
+        let conn = self.kind.clone();
         future_into_py(py, async move {
-            inner.close().await?;
+            by_session!(&conn, c => pg: c.close().await, sql: c.close().await)?;
             Ok(ReturnNone)
         })
     }
 
     /// Closes the connection immediately, without waiting.
     fn terminate(&self) {
-        self.inner.terminate();
+        by_session!(&self.kind, c => pg: c.terminate(), sql: c.terminate())
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        by_session!(&self.kind, c => pg: c.closed.load(Ordering::Acquire), sql: c.closed.load(Ordering::Acquire))
     }
 
     /// Whether the connection is inside a transaction block.
     fn is_in_transaction(&self) -> bool {
-        match self.inner.state.try_lock() {
-            Ok(mut g) => g
-                .conn
-                .as_mut()
-                .is_some_and(|c| c.pg().in_transaction_block()),
-            // A query is running; its transaction state is not known yet.
-            Err(_) => false,
+        match &self.kind {
+            ConnKind::Pg(c) => match c.state.try_lock() {
+                Ok(mut g) => g
+                    .conn
+                    .as_mut()
+                    .is_some_and(|c| c.pg().in_transaction_block()),
+                // A query is running; its transaction state is not known yet.
+                Err(_) => false,
+            },
+            ConnKind::MySql(c) => c.in_transaction(),
+            ConnKind::Sqlite(c) => c.in_transaction(),
         }
     }
 
     /// The process id of the server backend.
     fn get_server_pid(&self) -> u32 {
-        self.inner.pid
+        by_session!(&self.kind, c => pg: c.pid, sql: c.pid)
+    }
+
+    /// The server's version string (MySQL's handshake; SQLite's library version).
+    fn _server_info(&self) -> String {
+        by_session!(&self.kind, c => pg: {
+            let (major, minor, micro) = version_parts(c.server_version.unwrap_or(0));
+            format!("{major}.{minor}.{micro}")
+        }, sql: c.server_info.clone())
+    }
+
+    /// The backend: 'postgresql', 'mysql' or 'sqlite'.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        match self.kind {
+            ConnKind::Pg(_) => "postgresql",
+            ConnKind::MySql(_) => <MySql as Dialect>::NAME,
+            ConnKind::Sqlite(_) => <Sqlite as Dialect>::NAME,
+        }
+    }
+
+    /// For the DB-API compat layers (MySQL, SQLite): runs `query` with `?`
+    /// placeholders and returns `(description, rows, rowcount, lastrowid)`.
+    #[pyo3(signature = (query, args = None, *, timeout = None))]
+    fn _exec<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: Option<&Bound<'py, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let params = match args {
+            Some(a) if !a.is_none() => a
+                .try_iter()?
+                .map(|v| Param::from_py(&v?))
+                .collect::<PyResult<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
+        let timeout = timeout_arg("timeout", timeout)?;
+        match &self.kind {
+            ConnKind::Pg(_) => Err(Error::Interface(
+                "Connection._exec() is only available for MySQL and SQLite".into(),
+            )
+            .into()),
+            ConnKind::MySql(c) => sql_run(py, c, query, params, Shape::Exec, timeout),
+            ConnKind::Sqlite(c) => sql_run(py, c, query, params, Shape::Exec, timeout),
+        }
     }
 
     /// The server's version number, as libpq's PQserverVersion (e.g. 150004).
-    fn get_server_version_num(&self) -> Option<u32> {
-        self.inner.server_version
+    fn get_server_version_num(&self) -> PyResult<Option<u32>> {
+        Ok(self.pg("get_server_version_num")?.server_version)
     }
 
     /// The server version as asyncpg's `ServerVersion` named tuple.
     fn get_server_version<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let num = self.inner.server_version.unwrap_or(0);
-        let (major, minor, micro) = if num >= 100_000 {
-            (num / 10_000, 0, num % 10_000)
-        } else {
-            (num / 10_000, (num / 100) % 100, num % 100)
-        };
+        let num = self.pg("get_server_version")?.server_version.unwrap_or(0);
+        let (major, minor, micro) = version_parts(num);
         py.import("fastio._types")?
             .getattr("ServerVersion")?
             .call1((major, minor, micro, "final", 0))
@@ -581,10 +757,9 @@ impl Connection {
         schema_name: Option<String>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.check()?;
         let rows = batch_of(records)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(self.pg("copy_records_to_table")?);
         future_into_py(py, async move {
             inner
                 .copy_records(table_name, schema_name, columns, rows, timeout)
@@ -601,13 +776,14 @@ impl Connection {
         query: String,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.check()?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(self.pg("prepare")?);
         future_into_py(py, async move {
             let types = inner.prepare(&query, timeout).await?;
             Ok(Prepared {
-                conn: Connection { inner },
+                conn: Connection {
+                    kind: ConnKind::Pg(inner),
+                },
                 query,
                 types,
             })
@@ -616,8 +792,7 @@ impl Connection {
 
     /// `LISTEN channel` on this connection's listening session.
     fn _listen<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, Awaitable>> {
-        self.check()?;
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(self.pg("listen")?);
         future_into_py(py, async move {
             let listener = {
                 let mut slot = inner.listener.lock().await;
@@ -638,7 +813,7 @@ impl Connection {
 
     /// `UNLISTEN channel`.
     fn _unlisten<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, Awaitable>> {
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(self.pg("unlisten")?);
         future_into_py(py, async move {
             let listener = inner.listener.lock().await.as_ref().map(Arc::clone);
             if let Some(l) = listener {
@@ -651,7 +826,7 @@ impl Connection {
     /// The next notification `(pid, channel, payload)`, or None once the
     /// listening session has ended.
     fn _next_notification<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(self.pg("next_notification")?);
         future_into_py(py, async move {
             // Only the queue: holding the Listener would keep its session alive.
             let queue = inner
@@ -670,7 +845,7 @@ impl Connection {
 
     /// Stops the listening session (called by close()).
     fn _stop_listening<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
-        let inner = Arc::clone(&self.inner);
+        let inner = Arc::clone(self.pg("stop_listening")?);
         future_into_py(py, async move {
             inner.listener.lock().await.take();
             Ok(ReturnNone)
@@ -728,7 +903,7 @@ impl Connection {
     fn __repr__(&self) -> String {
         format!(
             "<fastio.Connection pid={}{}>",
-            self.inner.pid,
+            self.get_server_pid(),
             if self.is_closed() { " closed" } else { "" }
         )
     }
@@ -757,4 +932,13 @@ impl<'py> IntoPyObject<'py> for Prepared {
 
 pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Connection>()
+}
+
+/// (major, minor, micro) of libpq's version number.
+fn version_parts(num: u32) -> (u32, u32, u32) {
+    if num >= 100_000 {
+        (num / 10_000, 0, num % 10_000)
+    } else {
+        (num / 10_000, (num / 100) % 100, num % 100)
+    }
 }

@@ -4,9 +4,12 @@
 pub(crate) mod codec;
 pub(crate) mod connection;
 pub(crate) mod listener;
+pub(crate) mod mysql;
 pub(crate) mod pool;
 pub(crate) mod postgres;
 pub(crate) mod record;
+pub(crate) mod sql;
+pub(crate) mod sqlite;
 
 use pyo3::prelude::*;
 

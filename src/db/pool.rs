@@ -15,11 +15,18 @@ use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 
 use super::codec::to_python::JsonMode;
 use super::connection::{
-    batch_of, params_of, timeout_arg, Busy, Conn, ConnInner, Connection, Settings,
+    batch_of, params_of, timeout_arg, Busy, Conn, ConnInner, ConnKind, Connection, Session,
+    Settings,
 };
+use super::mysql;
 use super::postgres::{self, map_err, Shape};
+use super::sql::{open_conn, open_pool, Dialect, InitSql, SqlConn, SqlPool, SqlSettings};
+use super::sqlite;
 use crate::errors::{Error, Result};
 use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
+use futures::future::BoxFuture;
+use sqlx::mysql::MySql;
+use sqlx::sqlite::Sqlite;
 
 /// Which database a pool talks to.
 pub(crate) enum Backend {
@@ -29,11 +36,23 @@ pub(crate) enum Backend {
 /// Pool counters for `get_stats()`.
 #[derive(Default)]
 pub(crate) struct Stats {
-    acquired: AtomicU64,
-    timeouts: AtomicU64,
-    created: AtomicU64,
-    errors: AtomicU64,
-    waiting: AtomicI64,
+    pub(crate) acquired: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) created: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) waiting: AtomicI64,
+}
+
+impl Stats {
+    /// Counts the outcome of one acquire.
+    pub(crate) fn count_acquire<T>(&self, got: &std::result::Result<T, sqlx::Error>) {
+        let counter = match got {
+            Ok(_) => &self.acquired,
+            Err(sqlx::Error::PoolTimedOut) => &self.timeouts,
+            Err(_) => &self.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct PoolInner {
@@ -63,7 +82,7 @@ pub(crate) fn redact_dsn(dsn: &str) -> String {
     }
 }
 
-fn password_of(dsn: &str) -> Option<String> {
+pub(crate) fn password_of(dsn: &str) -> Option<String> {
     let start = dsn.find("://")? + 3;
     let rest = &dsn[start..];
     let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -74,26 +93,6 @@ fn password_of(dsn: &str) -> Option<String> {
 
 /// Parses a PostgreSQL DSN; errors name the argument and never echo the password.
 fn pg_options(func: &str, dsn: &str, statement_cache_size: usize) -> Result<PgConnectOptions> {
-    let scheme = dsn.split("://").next().unwrap_or("");
-    let scheme = if dsn.starts_with("sqlite:") {
-        "sqlite"
-    } else {
-        scheme
-    };
-    match scheme {
-        "postgresql" | "postgres" => {}
-        "mysql" | "mariadb" | "sqlite" => {
-            return Err(Error::InvalidArgument(format!(
-                "{func}(): dsn scheme '{scheme}' is not supported yet (only postgresql:// and postgres://)"
-            )))
-        }
-        _ => {
-            return Err(Error::InvalidArgument(format!(
-                "{func}(): dsn must start with postgresql:// or postgres://, got {:?}",
-                redact_dsn(dsn)
-            )))
-        }
-    }
     let opts = PgConnectOptions::from_str(dsn).map_err(|e| {
         let mut msg = e.to_string();
         if let Some(pw) = password_of(dsn) {
@@ -146,21 +145,8 @@ impl PoolInner {
                 .unwrap_or(Err(sqlx::Error::PoolTimedOut)),
             None => acquire.await,
         };
-        match got {
-            Ok(c) => {
-                self.stats.acquired.fetch_add(1, Ordering::Relaxed);
-                Ok(c)
-            }
-            Err(e) => {
-                match e {
-                    sqlx::Error::PoolTimedOut => {
-                        self.stats.timeouts.fetch_add(1, Ordering::Relaxed)
-                    }
-                    _ => self.stats.errors.fetch_add(1, Ordering::Relaxed),
-                };
-                Err(map_err(e, None))
-            }
-        }
+        self.stats.count_acquire(&got);
+        got.map_err(|e| map_err(e, None))
     }
 
     /// Runs `work` on a pooled connection under the timeout
@@ -173,7 +159,10 @@ impl PoolInner {
     ) -> Result<T> {
         let conn = self.acquire_raw(None).await?;
         let limit = timeout.or(self.settings.command_timeout);
-        let (out, conn) = Busy::new(conn, &self.settings.opts).run(limit, work).await;
+        let opts = &self.settings.opts;
+        let (out, conn) = Busy::new(conn, |c| postgres::CancelKey::of(opts, c))
+            .run(limit, work)
+            .await;
         if let Some(mut conn) = conn {
             conn.return_to_pool().await;
         }
@@ -212,10 +201,63 @@ impl PoolInner {
 
 use super::codec::from_python::Param;
 
+/// Which backend a pool talks to.
+pub(crate) enum PoolKind {
+    Pg(Arc<PoolInner>),
+    MySql(Arc<SqlPool<MySql>>),
+    Sqlite(Arc<SqlPool<Sqlite>>),
+}
+
+/// Runs `$sql` with `$p` bound to the MySQL or SQLite pool, `$pg` for PostgreSQL.
+macro_rules! by_backend {
+    ($kind:expr, $p:ident => pg: $pg:expr, sql: $sql:expr) => {
+        match $kind {
+            PoolKind::Pg($p) => $pg,
+            PoolKind::MySql($p) => $sql,
+            PoolKind::Sqlite($p) => $sql,
+        }
+    };
+}
+
 /// A pool of database connections. Create with `await fastio.create_pool(dsn)`.
 #[pyclass(frozen, module = "fastio._fastio")]
 pub struct Pool {
-    inner: Arc<PoolInner>,
+    kind: PoolKind,
+}
+
+fn sql_query<'py, D: Dialect>(
+    py: Python<'py>,
+    pool: &Arc<SqlPool<D>>,
+    query: String,
+    params: Vec<Param>,
+    shape: Shape,
+    timeout: Option<Duration>,
+) -> PyResult<Bound<'py, Awaitable>>
+where
+    D::Connection: Session,
+{
+    pool.check()?;
+    let pool = Arc::clone(pool);
+    future_into_py(py, async move {
+        pool.query(query, params, shape, timeout).await
+    })
+}
+
+fn sql_acquire<D: Dialect>(
+    pool: Arc<SqlPool<D>>,
+    timeout: Option<Duration>,
+    wrap: fn(Arc<SqlConn<D>>) -> ConnKind,
+) -> BoxFuture<'static, Result<Connection>>
+where
+    D::Connection: Session,
+{
+    Box::pin(async move {
+        pool.check()?;
+        let c = pool.acquire_raw(timeout).await?;
+        let settings = Arc::clone(&pool.settings);
+        let inner = Arc::new(SqlConn::new(Conn::Pooled(c), settings, Some(pool)));
+        Ok(Connection { kind: wrap(inner) })
+    })
 }
 
 impl Pool {
@@ -227,13 +269,32 @@ impl Pool {
         shape: Shape,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.inner.check()?;
         let params = params_of(args)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let inner = Arc::clone(&self.inner);
-        future_into_py(py, async move {
-            inner.query(query, params, shape, timeout).await
-        })
+        by_backend!(&self.kind, p => pg: {
+            p.check()?;
+            let inner = Arc::clone(p);
+            future_into_py(py, async move {
+                inner.query(query, params, shape, timeout).await
+            })
+        }, sql: sql_query(py, p, query, params, shape, timeout))
+    }
+
+    fn pg(&self, what: &str) -> PyResult<&Arc<PoolInner>> {
+        match &self.kind {
+            PoolKind::Pg(p) => Ok(p),
+            _ => Err(
+                Error::Interface(format!("Pool.{what}() is only available for PostgreSQL")).into(),
+            ),
+        }
+    }
+
+    fn stats(&self) -> &Stats {
+        by_backend!(&self.kind, p => pg: &p.stats, sql: &p.stats)
+    }
+
+    fn min_max(&self) -> (u32, u32) {
+        by_backend!(&self.kind, p => pg: (p.min_size, p.max_size), sql: (p.min_size, p.max_size))
     }
 }
 
@@ -288,7 +349,9 @@ impl Pool {
         self.run(py, query, args, Shape::Status, timeout)
     }
 
-    /// Runs a command once per argument sequence, in one round trip.
+    /// Runs a command once per argument sequence (PostgreSQL: one round
+    /// trip; MySQL: INSERT ... VALUES batched into multi-row statements;
+    /// SQLite: one transaction).
     #[pyo3(signature = (command, args, *, timeout = None))]
     fn executemany<'py>(
         &self,
@@ -297,18 +360,27 @@ impl Pool {
         args: &Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.inner.check()?;
         let batch = batch_of(args)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let inner = Arc::clone(&self.inner);
-        future_into_py(py, async move {
-            inner.query_many(command, batch, timeout).await?;
-            Ok(ReturnNone)
+        by_backend!(&self.kind, p => pg: {
+            p.check()?;
+            let inner = Arc::clone(p);
+            future_into_py(py, async move {
+                inner.query_many(command, batch, timeout).await?;
+                Ok(ReturnNone)
+            })
+        }, sql: {
+            p.check()?;
+            let inner = Arc::clone(p);
+            future_into_py(py, async move {
+                inner.query_many(command, batch, timeout).await?;
+                Ok(ReturnNone)
+            })
         })
     }
 
     /// Copies `records` into `table_name` with binary COPY on a pooled
-    /// connection; returns the status string ('COPY 3').
+    /// connection; returns the status string ('COPY 3'). PostgreSQL only.
     #[pyo3(signature = (table_name, *, records, columns = None, schema_name = None, timeout = None))]
     fn copy_records_to_table<'py>(
         &self,
@@ -319,10 +391,10 @@ impl Pool {
         schema_name: Option<String>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.inner.check()?;
+        let pool = Arc::clone(self.pg("copy_records_to_table")?);
+        pool.check()?;
         let rows = batch_of(records)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let pool = Arc::clone(&self.inner);
         future_into_py(py, async move {
             let c = pool.acquire_raw(None).await?;
             let conn = ConnInner::new(Conn::Pooled(c), Arc::clone(&pool.settings), None);
@@ -337,10 +409,11 @@ impl Pool {
     /// A connection from the pool: `await pool.acquire()` (then
     /// `await pool.release(conn)`) or `async with pool.acquire() as conn:`.
     #[pyo3(signature = (*, timeout = None))]
-    fn acquire(&self, timeout: Option<f64>) -> PyResult<PoolAcquireContext> {
-        self.inner.check()?;
+    fn acquire(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<PoolAcquireContext> {
+        let this = slf.get();
+        by_backend!(&this.kind, p => pg: p.check()?, sql: p.check()?);
         Ok(PoolAcquireContext {
-            pool: Arc::clone(&self.inner),
+            pool: slf.clone().unbind(),
             timeout: timeout_arg("timeout", timeout)?,
             conn: Arc::new(Mutex::new(None)),
         })
@@ -355,17 +428,25 @@ impl Pool {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
         let _ = timeout;
-        let conn = Arc::clone(&connection.get().inner);
-        if !conn
-            .pool
-            .as_ref()
-            .is_some_and(|p| Arc::ptr_eq(p, &self.inner))
-        {
+        let mine = match (&self.kind, &connection.get().kind) {
+            (PoolKind::Pg(p), ConnKind::Pg(c)) => {
+                c.pool.as_ref().is_some_and(|x| Arc::ptr_eq(x, p))
+            }
+            (PoolKind::MySql(p), ConnKind::MySql(c)) => {
+                c.pool.as_ref().is_some_and(|x| Arc::ptr_eq(x, p))
+            }
+            (PoolKind::Sqlite(p), ConnKind::Sqlite(c)) => {
+                c.pool.as_ref().is_some_and(|x| Arc::ptr_eq(x, p))
+            }
+            _ => false,
+        };
+        if !mine {
             return Err(Error::Interface(
                 "Pool.release(): the connection does not belong to this pool".into(),
             )
             .into());
         }
+        let conn = connection.get().kind.clone();
         future_into_py(py, async move {
             conn.release().await?;
             Ok(ReturnNone)
@@ -374,48 +455,74 @@ impl Pool {
 
     /// Closes the pool, waiting for acquired connections to be released.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
-        self.inner.closed.store(true, Ordering::Release);
-        let inner = Arc::clone(&self.inner);
-        future_into_py(py, async move {
-            inner.pg().close().await;
-            Ok(ReturnNone)
+        by_backend!(&self.kind, p => pg: {
+            p.closed.store(true, Ordering::Release);
+            let pool = p.pg().clone();
+            future_into_py(py, async move {
+                pool.close().await;
+                Ok(ReturnNone)
+            })
+        }, sql: {
+            p.closed.store(true, Ordering::Release);
+            let pool = p.pool.clone();
+            future_into_py(py, async move {
+                pool.close().await;
+                Ok(ReturnNone)
+            })
         })
     }
 
     /// Closes the pool at once, without waiting.
     fn terminate(&self) -> PyResult<()> {
-        self.inner.closed.store(true, Ordering::Release);
-        let pool = self.inner.pg().clone();
-        crate::runtime::handle()?.spawn(async move { pool.close().await });
+        let handle = crate::runtime::handle()?;
+        by_backend!(&self.kind, p => pg: {
+            p.closed.store(true, Ordering::Release);
+            let pool = p.pg().clone();
+            handle.spawn(async move { pool.close().await });
+        }, sql: {
+            p.closed.store(true, Ordering::Release);
+            let pool = p.pool.clone();
+            handle.spawn(async move { pool.close().await });
+        });
         Ok(())
     }
 
     fn is_closing(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        by_backend!(&self.kind, p => pg: p.closed.load(Ordering::Acquire), sql: p.closed.load(Ordering::Acquire))
     }
 
     /// Open connections (idle and in use).
     fn get_size(&self) -> u32 {
-        self.inner.pg().size()
+        by_backend!(&self.kind, p => pg: p.pg().size(), sql: p.pool.size())
     }
 
     fn get_idle_size(&self) -> usize {
-        self.inner.pg().num_idle()
+        by_backend!(&self.kind, p => pg: p.pg().num_idle(), sql: p.pool.num_idle())
     }
 
     fn get_min_size(&self) -> u32 {
-        self.inner.min_size
+        self.min_max().0
     }
 
     fn get_max_size(&self) -> u32 {
-        self.inner.max_size
+        self.min_max().1
+    }
+
+    /// The backend: 'postgresql', 'mysql' or 'sqlite'.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        match self.kind {
+            PoolKind::Pg(_) => "postgresql",
+            PoolKind::MySql(_) => <MySql as Dialect>::NAME,
+            PoolKind::Sqlite(_) => <Sqlite as Dialect>::NAME,
+        }
     }
 
     /// Counters: size, idle, in_use, waiting, acquired, timeouts, created, closed, errors.
     fn get_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = &self.inner.stats;
-        let size = self.inner.pg().size() as u64;
-        let idle = self.inner.pg().num_idle() as u64;
+        let s = self.stats();
+        let size = u64::from(self.get_size());
+        let idle = self.get_idle_size() as u64;
         let created = s.created.load(Ordering::Relaxed);
         let d = PyDict::new(py);
         d.set_item("size", size)?;
@@ -431,12 +538,12 @@ impl Pool {
     }
 
     fn __repr__(&self) -> String {
+        let label = by_backend!(&self.kind, p => pg: &p.label, sql: &p.label);
+        let (min, max) = self.min_max();
         format!(
-            "<fastio.Pool {} size={} min={} max={}{}>",
-            self.inner.label,
+            "<fastio.Pool {} size={} min={min} max={max}{}>",
+            label,
             self.get_size(),
-            self.inner.min_size,
-            self.inner.max_size,
             if self.is_closing() { " closed" } else { "" }
         )
     }
@@ -446,26 +553,38 @@ impl Pool {
 /// that releases the connection on exit.
 #[pyclass(frozen, module = "fastio._fastio")]
 pub struct PoolAcquireContext {
-    pool: Arc<PoolInner>,
+    pool: Py<Pool>,
     timeout: Option<Duration>,
-    conn: Arc<Mutex<Option<Arc<ConnInner>>>>,
+    conn: Arc<Mutex<Option<ConnKind>>>,
 }
 
 impl PoolAcquireContext {
     fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
-        let pool = Arc::clone(&self.pool);
         let timeout = self.timeout;
         let slot = Arc::clone(&self.conn);
+        let acquiring: BoxFuture<'static, Result<Connection>> = match &self.pool.get().kind {
+            PoolKind::Pg(p) => {
+                let pool = Arc::clone(p);
+                Box::pin(async move {
+                    pool.check()?;
+                    let c = pool.acquire_raw(timeout).await?;
+                    let inner = Arc::new(ConnInner::new(
+                        Conn::Pooled(c),
+                        Arc::clone(&pool.settings),
+                        Some(Arc::clone(&pool)),
+                    ));
+                    Ok(Connection {
+                        kind: ConnKind::Pg(inner),
+                    })
+                })
+            }
+            PoolKind::MySql(p) => sql_acquire(Arc::clone(p), timeout, ConnKind::MySql),
+            PoolKind::Sqlite(p) => sql_acquire(Arc::clone(p), timeout, ConnKind::Sqlite),
+        };
         future_into_py(py, async move {
-            pool.check()?;
-            let c = pool.acquire_raw(timeout).await?;
-            let inner = Arc::new(ConnInner::new(
-                Conn::Pooled(c),
-                Arc::clone(&pool.settings),
-                Some(Arc::clone(&pool)),
-            ));
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&inner));
-            Ok(Connection { inner })
+            let conn = acquiring.await?;
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.kind.clone());
+            Ok(conn)
         })
     }
 }
@@ -494,6 +613,108 @@ impl PoolAcquireContext {
             Ok(false)
         })
     }
+}
+
+/// The backend a DSN names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+fn scheme_of(func: &str, dsn: &str) -> Result<Scheme> {
+    if dsn.starts_with("sqlite:") {
+        return Ok(Scheme::Sqlite);
+    }
+    match dsn.split("://").next().unwrap_or("") {
+        "postgresql" | "postgres" => Ok(Scheme::Postgres),
+        "mysql" | "mariadb" => Ok(Scheme::MySql),
+        _ => Err(Error::InvalidArgument(format!(
+            "{func}(): dsn must start with postgresql://, postgres://, mysql://, mariadb:// or sqlite:, got {:?}",
+            redact_dsn(dsn)
+        ))),
+    }
+}
+
+/// How long an SQLite statement waits for another connection's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn sql_settings<D: Dialect>(
+    opts: <D::Connection as sqlx::Connection>::Options,
+    command_timeout: Option<f64>,
+) -> Result<Arc<SqlSettings<D>>>
+where
+    D::Connection: Session,
+{
+    Ok(Arc::new(SqlSettings {
+        opts: Arc::new(opts),
+        command_timeout: secs("command_timeout", command_timeout)?,
+        generation: generation(),
+    }))
+}
+
+/// What create_pool passes on to a MySQL or SQLite pool.
+struct SqlPoolArgs {
+    min_size: u32,
+    max_size: u32,
+    acquire_timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    idle: Option<Duration>,
+    lifetime: Option<Duration>,
+    init: InitSql,
+    label: String,
+}
+
+fn sql_pool<'py, D: Dialect>(
+    py: Python<'py>,
+    opts: <D::Connection as sqlx::Connection>::Options,
+    command_timeout: Option<f64>,
+    a: SqlPoolArgs,
+    wrap: fn(Arc<SqlPool<D>>) -> PoolKind,
+) -> PyResult<Bound<'py, Awaitable>>
+where
+    D::Connection: Session,
+{
+    let settings = sql_settings::<D>(opts.clone(), command_timeout)?;
+    future_into_py(py, async move {
+        let pool = open_pool::<D>(
+            opts,
+            settings,
+            a.min_size,
+            a.max_size,
+            a.acquire_timeout,
+            a.connect_timeout,
+            a.idle,
+            a.lifetime,
+            a.init,
+            a.label,
+        )
+        .await?;
+        Ok(Pool {
+            kind: wrap(Arc::new(pool)),
+        })
+    })
+}
+
+fn sql_connect<'py, D: Dialect>(
+    py: Python<'py>,
+    opts: <D::Connection as sqlx::Connection>::Options,
+    command_timeout: Option<f64>,
+    timeout: Option<Duration>,
+    init: InitSql,
+    wrap: fn(Arc<SqlConn<D>>) -> ConnKind,
+) -> PyResult<Bound<'py, Awaitable>>
+where
+    D::Connection: Session,
+{
+    let settings = sql_settings::<D>(opts, command_timeout)?;
+    future_into_py(py, async move {
+        let conn = open_conn::<D>(settings, timeout, init).await?;
+        Ok(Connection {
+            kind: wrap(Arc::new(conn)),
+        })
+    })
 }
 
 struct ConnectArgs {
@@ -528,7 +749,7 @@ fn settings_of(
 #[pyo3(signature = (
     dsn, *, min_size = 10, max_size = 10, command_timeout = None, acquire_timeout = None,
     max_inactive_connection_lifetime = 300.0, max_lifetime = None, statement_cache_size = 100,
-    timeout = 60.0, json_as_text = false
+    timeout = 60.0, json_as_text = false, init_sql = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn create_pool<'py>(
@@ -543,6 +764,7 @@ fn create_pool<'py>(
     statement_cache_size: usize,
     timeout: Option<f64>,
     json_as_text: bool,
+    init_sql: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     if max_size == 0 {
         return Err(
@@ -554,6 +776,35 @@ fn create_pool<'py>(
             "create_pool(): min_size ({min_size}) must not exceed max_size ({max_size})"
         ))
         .into());
+    }
+    let init: InitSql = Arc::new(init_sql.unwrap_or_default());
+    let scheme = scheme_of("create_pool", dsn)?;
+    if scheme != Scheme::Postgres {
+        let a = SqlPoolArgs {
+            min_size,
+            max_size,
+            acquire_timeout: secs("acquire_timeout", acquire_timeout)?,
+            connect_timeout: secs("timeout", timeout)?,
+            idle: match max_inactive_connection_lifetime {
+                Some(0.0) => None,
+                v => secs("max_inactive_connection_lifetime", v)?,
+            },
+            lifetime: secs("max_lifetime", max_lifetime)?,
+            init,
+            label: redact_dsn(dsn),
+        };
+        return match scheme {
+            Scheme::MySql => {
+                let opts = mysql::options("create_pool", dsn)?
+                    .statement_cache_capacity(statement_cache_size);
+                sql_pool::<MySql>(py, opts, command_timeout, a, PoolKind::MySql)
+            }
+            _ => {
+                let opts = sqlite::options("create_pool", dsn, SQLITE_BUSY_TIMEOUT)?
+                    .statement_cache_capacity(statement_cache_size.max(1));
+                sql_pool::<Sqlite>(py, opts, command_timeout, a, PoolKind::Sqlite)
+            }
+        };
     }
     let ConnectArgs { opts, settings } = settings_of(
         "create_pool",
@@ -584,7 +835,15 @@ fn create_pool<'py>(
             .after_connect(move |conn, _meta| {
                 conn.set_skip_idle_ping(true);
                 let c = Arc::clone(&counter);
+                let init = Arc::clone(&init);
                 Box::pin(async move {
+                    for sql in init.iter() {
+                        sqlx::Executor::execute(
+                            &mut *conn,
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())),
+                        )
+                        .await?;
+                    }
                     c.created.fetch_add(1, Ordering::Relaxed);
                     Ok(())
                 })
@@ -594,7 +853,7 @@ fn create_pool<'py>(
             .await
             .map_err(|e| map_err(e, None))?;
         Ok(Pool {
-            inner: Arc::new(PoolInner {
+            kind: PoolKind::Pg(Arc::new(PoolInner {
                 backend: Backend::Postgres(pool),
                 settings,
                 min_size,
@@ -603,14 +862,17 @@ fn create_pool<'py>(
                 stats,
                 closed: AtomicBool::new(false),
                 label,
-            }),
+            })),
         })
     })
 }
 
 /// `await fastio.connect(dsn, ...)`: one connection, not pooled.
 #[pyfunction]
-#[pyo3(signature = (dsn, *, timeout = 60.0, command_timeout = None, statement_cache_size = 100, json_as_text = false))]
+#[pyo3(signature = (
+    dsn, *, timeout = 60.0, command_timeout = None, statement_cache_size = 100,
+    json_as_text = false, init_sql = None
+))]
 fn connect<'py>(
     py: Python<'py>,
     dsn: &str,
@@ -618,7 +880,24 @@ fn connect<'py>(
     command_timeout: Option<f64>,
     statement_cache_size: usize,
     json_as_text: bool,
+    init_sql: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
+    let init: InitSql = Arc::new(init_sql.unwrap_or_default());
+    match scheme_of("connect", dsn)? {
+        Scheme::MySql => {
+            let opts =
+                mysql::options("connect", dsn)?.statement_cache_capacity(statement_cache_size);
+            let t = secs("timeout", timeout)?;
+            return sql_connect::<MySql>(py, opts, command_timeout, t, init, ConnKind::MySql);
+        }
+        Scheme::Sqlite => {
+            let opts = sqlite::options("connect", dsn, SQLITE_BUSY_TIMEOUT)?
+                .statement_cache_capacity(statement_cache_size.max(1));
+            let t = secs("timeout", timeout)?;
+            return sql_connect::<Sqlite>(py, opts, command_timeout, t, init, ConnKind::Sqlite);
+        }
+        Scheme::Postgres => {}
+    }
     let ConnectArgs { opts, settings } = settings_of(
         "connect",
         dsn,
@@ -639,8 +918,18 @@ fn connect<'py>(
             None => fut.await,
         }
         .map_err(|e| map_err(e, None))?;
+        let mut conn = conn;
+        for sql in init.iter() {
+            sqlx::Executor::execute(&mut conn, sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())))
+                .await
+                .map_err(|e| map_err(e, Some(sql)))?;
+        }
         Ok(Connection {
-            inner: Arc::new(ConnInner::new(Conn::Direct(Box::new(conn)), settings, None)),
+            kind: ConnKind::Pg(Arc::new(ConnInner::new(
+                Conn::Direct(Box::new(conn)),
+                settings,
+                None,
+            ))),
         })
     })
 }

@@ -248,6 +248,9 @@ pub(crate) enum Shape {
     Value(usize),
     /// `execute`: the status string.
     Status,
+    /// The DB-API compat layers' `(description, rows, rowcount, lastrowid)`
+    /// (MySQL and SQLite; never asked of PostgreSQL).
+    Exec,
 }
 
 /// Rows still in wire form; turned into Python objects on the loop thread.
@@ -382,7 +385,9 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let json = self.json;
         match self.shape {
-            Shape::Status => Ok(pyo3::types::PyString::new(py, &self.status).into_any()),
+            Shape::Status | Shape::Exec => {
+                Ok(pyo3::types::PyString::new(py, &self.status).into_any())
+            }
             Shape::All => {
                 let Some(first) = self.rows.first() else {
                     return Ok(PyList::empty(py).into_any());

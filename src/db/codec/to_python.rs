@@ -34,7 +34,7 @@ fn take<const N: usize>(b: &[u8]) -> PyResult<[u8; N]> {
 }
 
 /// (year, month, day) of a Python ordinal (0001-01-01 = 1).
-fn civil(ordinal: i64) -> (i32, u8, u8) {
+pub(crate) fn civil(ordinal: i64) -> (i32, u8, u8) {
     let z = ordinal - 719_163 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -1,0 +1,749 @@
+//! MySQL / MariaDB on sqlx: arguments bound by their Python type, values
+//! decoded straight from the wire bytes into aiomysql's Python types on the
+//! loop thread, server errors as PyMySQL's classes by errno, and a cancelled
+//! query stopped with `KILL QUERY`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
+use sqlx::mysql::{
+    MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlRow,
+};
+use sqlx::{Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Either, Executor, Row};
+
+use super::codec::from_python::{decimal_type, Param};
+use super::codec::to_python::civil;
+use super::codec::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
+use super::connection::Session;
+use super::postgres::Shape;
+use super::sql::{status_of, Dialect, SqlOutput};
+use crate::errors::{Error, Result};
+
+/// MySQL's limit on placeholders in one prepared statement.
+const MAX_PARAMS: usize = 65_535;
+
+/// Parses a `mysql://` / `mariadb://` DSN. The session keeps the server's
+/// defaults (sql_mode, time zone), as aiomysql does.
+pub(crate) fn options(func: &str, dsn: &str) -> Result<MySqlConnectOptions> {
+    let url = match dsn.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => dsn.to_owned(),
+    };
+    let opts = MySqlConnectOptions::from_str(&url).map_err(|e| {
+        let mut msg = e.to_string();
+        if let Some(pw) = super::pool::password_of(dsn) {
+            msg = msg.replace(&pw, "***");
+        }
+        Error::InvalidArgument(format!(
+            "{func}(): invalid dsn {:?}: {msg}",
+            super::pool::redact_dsn(dsn)
+        ))
+    })?;
+    Ok(opts
+        .pipes_as_concat(false)
+        .no_engine_substitution(false)
+        .timezone(None)
+        .log_statements(log::LevelFilter::Off))
+}
+
+// ----------------------------------------------------------------- errors --
+
+/// A server error: PyMySQL's class for its errno, args `(errno, message)`.
+#[derive(Debug)]
+pub struct MySqlErrorInfo {
+    pub errno: u16,
+    pub sqlstate: Option<String>,
+    pub message: String,
+}
+
+fn dbapi(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    static M: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    M.get_or_try_init(py, || Ok(py.import("fastio.dbapi")?.unbind()))
+        .map(|m| m.bind(py))
+}
+
+pub(crate) fn server_error_to_py(py: Python<'_>, info: MySqlErrorInfo) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let exc = dbapi(py)?.call_method1(
+            "_mysql_error",
+            (info.errno, info.sqlstate.as_deref(), &info.message),
+        )?;
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// A value that cannot be bound: PyMySQL's ProgrammingError for a MySQL
+/// session, sqlite3's for SQLite.
+pub(crate) fn bind_error_to_py(py: Python<'_>, msg: String) -> PyErr {
+    match dbapi(py).and_then(|m| m.getattr("ProgrammingError")) {
+        Ok(cls) => match cls.call1((msg,)) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+pub(crate) fn map_err(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<MySqlDatabaseError>() {
+            Some(my) => Error::MySql(Box::new(MySqlErrorInfo {
+                errno: my.number(),
+                sqlstate: my.code().map(str::to_owned),
+                message: my.message().to_owned(),
+            })),
+            None => Error::Interface(db.to_string()),
+        },
+        other => super::postgres::map_err(other, None),
+    }
+}
+
+// ------------------------------------------------------------- parameters --
+
+/// Binds `params` by their Python type (MySQL converts on the server, as it
+/// does for aiomysql's literals).
+fn bind(params: &[Param]) -> Result<MySqlArguments> {
+    let mut args = MySqlArguments::default();
+    for (i, p) in params.iter().enumerate() {
+        let added = match p {
+            Param::Null => args.add(None::<i64>),
+            Param::Bool(b) => args.add(i64::from(*b)),
+            Param::Int(v) => args.add(*v),
+            Param::Float(f) => args.add(*f),
+            Param::Str(s) | Param::Json(s) | Param::BigInt(s) | Param::Decimal(s) => {
+                args.add(s.as_str())
+            }
+            Param::Bytes(b) => args.add(b.as_slice()),
+            Param::Date(days) => args.add(date_text(*days)),
+            Param::Time(us) => args.add(clock_text(*us)),
+            Param::DateTime { micros } => args.add(datetime_text(*micros)),
+            Param::Interval { days, micros } => args.add(interval_text(*days, *micros)),
+            Param::Uuid(b) => args.add(uuid_text(b)),
+            Param::List(_) | Param::Unsupported { .. } => {
+                let what = match p {
+                    Param::List(_) => "list".to_owned(),
+                    Param::Unsupported { type_name, .. } => type_name.clone(),
+                    _ => unreachable!(),
+                };
+                return Err(Error::Bind(format!(
+                    "query argument {} ({}) cannot be bound: a {what} is not a SQL value",
+                    i + 1,
+                    p.repr()
+                )));
+            }
+        };
+        added.map_err(|e| Error::Interface(e.to_string()))?;
+    }
+    Ok(args)
+}
+
+pub(crate) fn date_text(days: i32) -> String {
+    let (y, m, d) = civil(i64::from(days) + PG_EPOCH_ORDINAL);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub(crate) fn clock_text(us: i64) -> String {
+    let (s, frac) = (us / 1_000_000, us % 1_000_000);
+    let base = format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+    if frac == 0 {
+        base
+    } else {
+        format!("{base}.{frac:06}")
+    }
+}
+
+pub(crate) fn datetime_text(micros: i64) -> String {
+    let days = micros.div_euclid(USECS_PER_DAY);
+    let us = micros.rem_euclid(USECS_PER_DAY);
+    format!("{} {}", date_text(days as i32), clock_text(us))
+}
+
+fn interval_text(days: i64, micros: i64) -> String {
+    let total = days * USECS_PER_DAY + micros;
+    let sign = if total < 0 { "-" } else { "" };
+    let t = total.unsigned_abs();
+    let (s, frac) = (t / 1_000_000, t % 1_000_000);
+    format!(
+        "{sign}{:02}:{:02}:{:02}.{frac:06}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+// ---------------------------------------------------------------- queries --
+
+impl Session for MySqlConnection {
+    type Key = (Arc<MySqlConnectOptions>, u32);
+
+    fn is_idle(&self) -> bool {
+        self.is_ready()
+    }
+
+    async fn drain(&mut self) -> bool {
+        matches!(
+            tokio::time::timeout(super::postgres::DRAIN_TIMEOUT, self.drain_pending()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// `KILL QUERY` from a second session (what the mysql client does on
+    /// Ctrl-C), then read this one back; anything odd closes it.
+    async fn recover(&mut self, key: Option<Self::Key>) -> bool {
+        if self.is_ready() {
+            return true;
+        }
+        if let Some((opts, id)) = key {
+            let kill = async {
+                let mut c = opts.connect().await?;
+                c.execute(AssertSqlSafe(format!("KILL QUERY {id}"))).await?;
+                c.close().await
+            };
+            if let Err(e) = tokio::time::timeout(super::postgres::DRAIN_TIMEOUT, kill)
+                .await
+                .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
+            {
+                log::debug!("KILL QUERY {id} failed: {e}");
+            }
+        }
+        self.drain().await
+    }
+}
+
+/// The position of `VALUES (?, ..., ?)` in a single-row INSERT/REPLACE, as
+/// (prefix end, group end), for the multi-row rewrite of executemany.
+fn values_group(sql: &str) -> Option<(usize, usize)> {
+    let head = sql.trim_start();
+    let verb: String = head
+        .chars()
+        .take(7)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if !(verb.starts_with("INSERT") || verb.starts_with("REPLACE")) {
+        return None;
+    }
+    let upper = sql.to_ascii_uppercase();
+    let at = upper.rfind("VALUES").or_else(|| upper.rfind("VALUE"))?;
+    let open = at + sql[at..].find('(')?;
+    if !sql[at..open]
+        .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+        .trim()
+        .is_empty()
+    {
+        return None;
+    }
+    let close = open + sql[open..].find(')')?;
+    let inner = &sql[open + 1..close];
+    if inner.split(',').any(|p| p.trim() != "?") {
+        return None;
+    }
+    let rest = sql[close + 1..].trim().trim_end_matches(';').trim();
+    if !(rest.is_empty() || rest.to_ascii_uppercase().starts_with("ON DUPLICATE")) {
+        return None;
+    }
+    Some((open, close + 1))
+}
+
+async fn collect(
+    conn: &mut MySqlConnection,
+    sql: &str,
+    params: &[Param],
+    shape: Shape,
+) -> Result<SqlOutput<MySql>> {
+    let mut out = SqlOutput {
+        rows: Vec::new(),
+        affected: 0,
+        last_id: 0,
+        status: String::new(),
+        shape,
+    };
+    let mut first_done = false;
+    {
+        let mut stream = if params.is_empty() {
+            // The text protocol (COM_QUERY), as aiomysql: any statement,
+            // several in one string.
+            conn.fetch_many(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())))
+        } else {
+            let args = bind(params)?;
+            conn.fetch_many(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args))
+        };
+        while let Some(item) = stream.try_next().await.map_err(map_err)? {
+            match item {
+                Either::Left(done) => {
+                    if !first_done {
+                        out.affected = done.rows_affected();
+                        out.last_id = done.last_insert_id();
+                        first_done = true;
+                    }
+                }
+                Either::Right(row) => {
+                    if !first_done {
+                        out.rows.push(row);
+                    }
+                }
+            }
+        }
+    }
+    if matches!(shape, Shape::Status) {
+        out.status = status_of(sql, out.affected, out.rows.len());
+    }
+    Ok(out)
+}
+
+impl Dialect for MySql {
+    const NAME: &'static str = "mysql";
+
+    fn key(
+        opts: &Arc<MySqlConnectOptions>,
+        conn: &MySqlConnection,
+    ) -> <MySqlConnection as Session>::Key {
+        (Arc::clone(opts), conn.connection_id())
+    }
+
+    fn run<'c>(
+        conn: &'c mut MySqlConnection,
+        sql: &'c str,
+        params: &'c [Param],
+        shape: Shape,
+    ) -> impl std::future::Future<Output = Result<SqlOutput<MySql>>> + Send + 'c {
+        collect(conn, sql, params, shape)
+    }
+
+    /// INSERT/REPLACE ... VALUES (?, ...) becomes multi-row statements of
+    /// up to 65,535 placeholders (aiomysql's rewrite, but bound); anything
+    /// else runs once per argument set.
+    fn run_many<'c>(
+        conn: &'c mut MySqlConnection,
+        sql: &'c str,
+        batch: &'c [Vec<Param>],
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'c {
+        async move {
+            let width = batch.first().map_or(0, Vec::len);
+            match values_group(sql) {
+                Some((open, close)) if width > 0 && batch.iter().all(|r| r.len() == width) => {
+                    let group = &sql[open..close];
+                    let per = (MAX_PARAMS / width).max(1);
+                    for chunk in batch.chunks(per) {
+                        let mut text = String::with_capacity(sql.len() + chunk.len() * group.len());
+                        text.push_str(&sql[..open]);
+                        for i in 0..chunk.len() {
+                            if i > 0 {
+                                text.push(',');
+                            }
+                            text.push_str(group);
+                        }
+                        text.push_str(&sql[close..]);
+                        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
+                        collect(conn, &text, &params, Shape::Status).await?;
+                    }
+                }
+                _ => {
+                    for params in batch {
+                        collect(conn, sql, params, Shape::Status).await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn in_transaction(
+        conn: &mut MySqlConnection,
+    ) -> impl std::future::Future<Output = bool> + Send + '_ {
+        std::future::ready(conn.in_transaction_block())
+    }
+
+    fn server_pid(conn: &MySqlConnection) -> u32 {
+        conn.connection_id()
+    }
+
+    fn server_info(conn: &MySqlConnection) -> String {
+        conn.server_version_text().to_owned()
+    }
+
+    fn after_connect(conn: &mut MySqlConnection) {
+        conn.set_skip_idle_ping(true);
+    }
+
+    fn value<'py>(py: Python<'py>, row: &MySqlRow, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        let v = row.try_get_raw(i).map_err(|e| PyErr::from(map_err(e)))?;
+        let Some(bytes) = v.raw() else {
+            return Ok(py.None().into_bound(py));
+        };
+        let ti = row.columns()[i].type_info();
+        decode(
+            py,
+            ti.type_code(),
+            ti.flag_bits(),
+            ti.collation_id(),
+            bytes,
+            v.is_binary(),
+        )
+    }
+
+    fn describe<'py>(py: Python<'py>, row: &MySqlRow) -> PyResult<Bound<'py, PyTuple>> {
+        let items = row
+            .columns()
+            .iter()
+            .map(|c| {
+                let ti = c.type_info();
+                let len = ti.max_size_hint().unwrap_or(0);
+                let len = match ti.type_code() {
+                    t::VAR_STRING | t::VARCHAR | t::STRING => len / mblen(ti.collation_id()),
+                    _ => len,
+                };
+                (
+                    c.name(),
+                    ti.type_code(),
+                    py.None(),
+                    len,
+                    len,
+                    0,
+                    ti.flag_bits() & 1 == 0,
+                )
+                    .into_bound_py_any(py)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyTuple::new(py, items)
+    }
+
+    fn map_err(e: sqlx::Error) -> Error {
+        map_err(e)
+    }
+}
+
+/// Bytes per character of a collation's charset (for `description` lengths).
+fn mblen(collation: u16) -> u32 {
+    match collation {
+        33 | 83 | 192..=215 | 76 | 223 => 3,
+        45 | 46 | 224..=247 | 255..=323 => 4,
+        _ => 1,
+    }
+}
+
+// ----------------------------------------------------------------- values --
+
+/// MySQL wire type codes (pymysql's FIELD_TYPE).
+mod t {
+    pub const DECIMAL: u8 = 0;
+    pub const TINY: u8 = 1;
+    pub const SHORT: u8 = 2;
+    pub const LONG: u8 = 3;
+    pub const FLOAT: u8 = 4;
+    pub const DOUBLE: u8 = 5;
+    pub const NULL: u8 = 6;
+    pub const TIMESTAMP: u8 = 7;
+    pub const LONGLONG: u8 = 8;
+    pub const INT24: u8 = 9;
+    pub const DATE: u8 = 10;
+    pub const TIME: u8 = 11;
+    pub const DATETIME: u8 = 12;
+    pub const YEAR: u8 = 13;
+    pub const VARCHAR: u8 = 15;
+    pub const BIT: u8 = 16;
+    pub const JSON: u8 = 245;
+    pub const NEWDECIMAL: u8 = 246;
+    pub const VAR_STRING: u8 = 253;
+    pub const STRING: u8 = 254;
+}
+
+const UNSIGNED: u16 = 32;
+const BINARY_COLLATION: u16 = 63;
+
+fn bad(what: &str) -> PyErr {
+    Error::Interface(format!("malformed {what} value from the server")).into()
+}
+
+fn text_str(b: &[u8]) -> PyResult<&str> {
+    std::str::from_utf8(b).map_err(|_| bad("text"))
+}
+
+fn int_value<'py>(
+    py: Python<'py>,
+    code: u8,
+    unsigned: bool,
+    b: &[u8],
+    binary: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !binary {
+        let s = text_str(b)?;
+        return if unsigned {
+            s.parse::<u64>()
+                .map_err(|_| bad("integer"))?
+                .into_bound_py_any(py)
+        } else {
+            s.parse::<i64>()
+                .map_err(|_| bad("integer"))?
+                .into_bound_py_any(py)
+        };
+    }
+    let width = match code {
+        t::TINY => 1,
+        t::SHORT | t::YEAR => 2,
+        t::LONG | t::INT24 => 4,
+        _ => 8,
+    };
+    let mut buf = [0u8; 8];
+    let src = b.get(..width).ok_or_else(|| bad("integer"))?;
+    buf[..width].copy_from_slice(src);
+    let raw = u64::from_le_bytes(buf);
+    if unsigned || code == t::YEAR {
+        return raw.into_bound_py_any(py);
+    }
+    let shift = 64 - 8 * width as u32;
+    (((raw << shift) as i64) >> shift).into_bound_py_any(py)
+}
+
+/// The fields of a DATE / DATETIME / TIMESTAMP.
+struct Stamp {
+    y: i32,
+    mo: u8,
+    d: u8,
+    h: u8,
+    mi: u8,
+    s: u8,
+    us: u32,
+}
+
+fn stamp_binary(b: &[u8]) -> PyResult<Stamp> {
+    let n = *b.first().ok_or_else(|| bad("date"))? as usize;
+    let f = b.get(1..1 + n).ok_or_else(|| bad("date"))?;
+    let mut st = Stamp {
+        y: 0,
+        mo: 0,
+        d: 0,
+        h: 0,
+        mi: 0,
+        s: 0,
+        us: 0,
+    };
+    if n >= 4 {
+        st.y = i32::from(u16::from_le_bytes([f[0], f[1]]));
+        st.mo = f[2];
+        st.d = f[3];
+    }
+    if n >= 7 {
+        (st.h, st.mi, st.s) = (f[4], f[5], f[6]);
+    }
+    if n >= 11 {
+        st.us = u32::from_le_bytes([f[7], f[8], f[9], f[10]]);
+    }
+    Ok(st)
+}
+
+fn stamp_text(s: &str) -> Option<Stamp> {
+    let (date, time) = s.split_once(' ').unwrap_or((s, ""));
+    let mut dp = date.splitn(3, '-');
+    let y = dp.next()?.parse().ok()?;
+    let mo = dp.next()?.parse().ok()?;
+    let d = dp.next()?.parse().ok()?;
+    let mut st = Stamp {
+        y,
+        mo,
+        d,
+        h: 0,
+        mi: 0,
+        s: 0,
+        us: 0,
+    };
+    if !time.is_empty() {
+        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+        let mut tp = hms.splitn(3, ':');
+        st.h = tp.next()?.parse().ok()?;
+        st.mi = tp.next()?.parse().ok()?;
+        st.s = tp.next()?.parse().ok()?;
+        st.us = micros_of(frac)?;
+    }
+    Some(st)
+}
+
+fn micros_of(frac: &str) -> Option<u32> {
+    if frac.is_empty() {
+        return Some(0);
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    digits.parse().ok()
+}
+
+/// DATE / DATETIME as datetime.date / datetime.datetime; a zero or invalid
+/// date comes back as its text, as PyMySQL does.
+fn stamp_value<'py>(
+    py: Python<'py>,
+    code: u8,
+    b: &[u8],
+    binary: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let st = if binary {
+        Some(stamp_binary(b)?)
+    } else {
+        stamp_text(text_str(b)?)
+    };
+    let made = st.and_then(|st| {
+        if code == t::DATE {
+            PyDate::new(py, st.y, st.mo, st.d).ok().map(Bound::into_any)
+        } else {
+            PyDateTime::new(py, st.y, st.mo, st.d, st.h, st.mi, st.s, st.us, None)
+                .ok()
+                .map(Bound::into_any)
+        }
+    });
+    match made {
+        Some(v) => Ok(v),
+        None if binary => {
+            let text = if code == t::DATE {
+                "0000-00-00"
+            } else {
+                "0000-00-00 00:00:00"
+            };
+            Ok(PyString::new(py, text).into_any())
+        }
+        None => Ok(PyString::new(py, text_str(b)?).into_any()),
+    }
+}
+
+/// TIME as datetime.timedelta (it may be negative or beyond 24 h).
+fn time_value<'py>(py: Python<'py>, b: &[u8], binary: bool) -> PyResult<Bound<'py, PyAny>> {
+    let (neg, secs, us) = if binary {
+        let n = *b.first().ok_or_else(|| bad("time"))? as usize;
+        let f = b.get(1..1 + n).ok_or_else(|| bad("time"))?;
+        if n == 0 {
+            (false, 0i64, 0i64)
+        } else {
+            let days = i64::from(u32::from_le_bytes([f[1], f[2], f[3], f[4]]));
+            let secs =
+                days * 86_400 + i64::from(f[5]) * 3600 + i64::from(f[6]) * 60 + i64::from(f[7]);
+            let us = if n >= 12 {
+                i64::from(u32::from_le_bytes([f[8], f[9], f[10], f[11]]))
+            } else {
+                0
+            };
+            (f[0] == 1, secs, us)
+        }
+    } else {
+        let s = text_str(b)?;
+        let (neg, s) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
+        let mut p = hms.splitn(3, ':');
+        let mut next = || -> PyResult<i64> {
+            p.next()
+                .and_then(|x| x.parse::<i64>().ok())
+                .ok_or_else(|| bad("time"))
+        };
+        let secs = next()? * 3600 + next()? * 60 + next()?;
+        (
+            neg,
+            secs,
+            i64::from(micros_of(frac).ok_or_else(|| bad("time"))?),
+        )
+    };
+    let total = secs * 1_000_000 + us;
+    let total = if neg { -total } else { total };
+    let days = total.div_euclid(USECS_PER_DAY);
+    let rest = total.rem_euclid(USECS_PER_DAY);
+    PyDelta::new(
+        py,
+        days as i32,
+        (rest / 1_000_000) as i32,
+        (rest % 1_000_000) as i32,
+        false,
+    )
+    .map(Bound::into_any)
+}
+
+fn decode<'py>(
+    py: Python<'py>,
+    code: u8,
+    flags: u16,
+    collation: u16,
+    b: &[u8],
+    binary: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    match code {
+        t::TINY | t::SHORT | t::LONG | t::INT24 | t::LONGLONG | t::YEAR => {
+            int_value(py, code, flags & UNSIGNED != 0, b, binary)
+        }
+        t::DOUBLE => {
+            let v = if binary {
+                f64::from_le_bytes(
+                    b.get(..8)
+                        .and_then(|s| s.try_into().ok())
+                        .ok_or_else(|| bad("double"))?,
+                )
+            } else {
+                text_str(b)?.parse().map_err(|_| bad("double"))?
+            };
+            v.into_bound_py_any(py)
+        }
+        t::FLOAT => {
+            // As the text protocol gives it: FLOAT 1.1 reads back as 1.1.
+            let v: f64 = if binary {
+                let f = f32::from_le_bytes(
+                    b.get(..4)
+                        .and_then(|s| s.try_into().ok())
+                        .ok_or_else(|| bad("float"))?,
+                );
+                f.to_string().parse().map_err(|_| bad("float"))?
+            } else {
+                text_str(b)?.parse().map_err(|_| bad("float"))?
+            };
+            v.into_bound_py_any(py)
+        }
+        t::DECIMAL | t::NEWDECIMAL => decimal_type(py)?.call1((text_str(b)?,)),
+        t::NULL => Ok(py.None().into_bound(py)),
+        t::DATE | t::DATETIME | t::TIMESTAMP => stamp_value(py, code, b, binary),
+        t::TIME => time_value(py, b, binary),
+        t::BIT => Ok(PyBytes::new(py, b).into_any()),
+        t::JSON => Ok(PyString::new(py, text_str(b)?).into_any()),
+        _ if collation == BINARY_COLLATION => Ok(PyBytes::new(py, b).into_any()),
+        _ => Ok(PyString::new(py, text_str(b)?).into_any()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executemany_rewrite_finds_the_values_group() {
+        let sql = "INSERT INTO t (a, b) VALUES (?, ?)";
+        let (o, c) = values_group(sql).unwrap();
+        assert_eq!(&sql[o..c], "(?, ?)");
+        let sql = "insert into t values(?,?) on duplicate key update a=values(a)";
+        assert!(values_group(sql).is_some());
+        assert!(values_group("UPDATE t SET a = ?").is_none());
+        assert!(values_group("INSERT INTO t SELECT * FROM u WHERE a = ?").is_none());
+        assert!(values_group("INSERT INTO t VALUES (?, NOW())").is_none());
+    }
+
+    #[test]
+    fn text_forms() {
+        assert_eq!(date_text(0), "2000-01-01");
+        assert_eq!(clock_text(3_723_000_001), "01:02:03.000001");
+        assert_eq!(datetime_text(-1), "1999-12-31 23:59:59.999999");
+        assert_eq!(interval_text(-1, 0), "-24:00:00.000000");
+        assert_eq!(status_of("insert into t values (1)", 1, 0), "INSERT 0 1");
+        assert_eq!(status_of("CREATE TABLE x (a int)", 0, 0), "CREATE TABLE");
+        assert_eq!(status_of("select 1", 0, 1), "SELECT 1");
+    }
+}

@@ -1,0 +1,555 @@
+//! MySQL / MariaDB and SQLite: the pool and connection behaviour both share
+//! (acquire and release, the query guard, timeouts, stats), generic over a
+//! [`Dialect`]; each backend's wire and type code is in `mysql.rs` /
+//! `sqlite.rs`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
+use sqlx::pool::{PoolConnection, PoolOptions};
+use sqlx::{Column as _, ConnectOptions, Connection as _, Database, Row as _};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use super::codec::from_python::Param;
+use super::connection::{Busy, Conn, ConnState, Session};
+use super::pool::Stats;
+use super::postgres::Shape;
+use super::record::{Record, RecordDesc};
+use crate::errors::{Error, Result};
+use crate::runtime::check_fork;
+
+/// What a backend provides to the shared pool and connection code.
+pub(crate) trait Dialect: Database + Sized
+where
+    Self::Connection: Session,
+{
+    /// The DSN scheme family, for messages and metrics labels.
+    const NAME: &'static str;
+
+    /// The cancel key of a connection (see [`Session::recover`]).
+    fn key(
+        opts: &Arc<<Self::Connection as sqlx::Connection>::Options>,
+        conn: &Self::Connection,
+    ) -> <Self::Connection as Session>::Key;
+
+    /// Runs one statement and collects what `shape` needs.
+    fn run<'c>(
+        conn: &'c mut Self::Connection,
+        sql: &'c str,
+        params: &'c [Param],
+        shape: Shape,
+    ) -> impl Future<Output = Result<SqlOutput<Self>>> + Send + 'c;
+
+    /// Runs a statement once per argument set.
+    fn run_many<'c>(
+        conn: &'c mut Self::Connection,
+        sql: &'c str,
+        batch: &'c [Vec<Param>],
+    ) -> impl Future<Output = Result<()>> + Send + 'c;
+
+    /// Whether the session is inside a transaction block.
+    fn in_transaction(conn: &mut Self::Connection) -> impl Future<Output = bool> + Send + '_;
+
+    /// The server's id for this session (MySQL's connection id; 0 for SQLite).
+    fn server_pid(conn: &Self::Connection) -> u32;
+
+    /// The server's version string.
+    fn server_info(conn: &Self::Connection) -> String;
+
+    /// Per-connection setup after connecting.
+    fn after_connect(conn: &mut Self::Connection);
+
+    /// One value of a row as a Python object.
+    fn value<'py>(py: Python<'py>, row: &Self::Row, i: usize) -> PyResult<Bound<'py, PyAny>>;
+
+    /// The DB-API `description` of a result (7-tuples).
+    fn describe<'py>(py: Python<'py>, row: &Self::Row) -> PyResult<Bound<'py, PyTuple>>;
+
+    /// Maps a sqlx error of this backend.
+    fn map_err(e: sqlx::Error) -> Error;
+}
+
+/// Rows still in wire form, plus what the statement reported; turned into
+/// Python objects on the loop thread.
+pub(crate) struct SqlOutput<D: Database> {
+    pub(crate) rows: Vec<D::Row>,
+    pub(crate) affected: u64,
+    pub(crate) last_id: u64,
+    pub(crate) status: String,
+    pub(crate) shape: Shape,
+}
+
+/// asyncpg-style status of a statement that reports no command tag:
+/// 'INSERT 0 3', 'UPDATE 2', 'DELETE 1', 'SELECT 5', else its leading
+/// keywords ('CREATE TABLE', 'BEGIN').
+pub(crate) fn status_of(sql: &str, affected: u64, rows: usize) -> String {
+    let mut words = sql
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty());
+    let first = words.next().unwrap_or("").to_ascii_uppercase();
+    match first.as_str() {
+        "INSERT" | "REPLACE" => format!("INSERT 0 {affected}"),
+        "UPDATE" | "DELETE" => format!("{first} {affected}"),
+        "SELECT" | "WITH" | "VALUES" | "SHOW" | "PRAGMA" | "EXPLAIN" | "DESCRIBE" => {
+            format!("SELECT {rows}")
+        }
+        "CREATE" | "DROP" | "ALTER" | "TRUNCATE" => {
+            let mut tag = first.clone();
+            for w in words {
+                let w = w.to_ascii_uppercase();
+                let last = !matches!(
+                    w.as_str(),
+                    "TEMPORARY" | "TEMP" | "UNIQUE" | "OR" | "REPLACE" | "VIRTUAL"
+                );
+                tag.push(' ');
+                tag.push_str(&w);
+                if last {
+                    break;
+                }
+            }
+            tag
+        }
+        _ => first,
+    }
+}
+
+impl<'py, D: Dialect> IntoPyObject<'py> for SqlOutput<D>
+where
+    D::Connection: Session,
+{
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.shape {
+            Shape::Status => Ok(PyString::new(py, &self.status).into_any()),
+            Shape::All => {
+                let Some(first) = self.rows.first() else {
+                    return Ok(PyList::empty(py).into_any());
+                };
+                let desc = desc_of::<D>(py, first)?;
+                let items = self
+                    .rows
+                    .iter()
+                    .map(|row| record::<D>(py, &desc, row))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok(PyList::new(py, items)?.into_any())
+            }
+            Shape::Row => match self.rows.first() {
+                None => Ok(py.None().into_bound(py)),
+                Some(row) => Ok(record::<D>(py, &desc_of::<D>(py, row)?, row)?.into_bound(py)),
+            },
+            Shape::Value(col) => match self.rows.first() {
+                None => Ok(py.None().into_bound(py)),
+                Some(row) => {
+                    let n = row.columns().len();
+                    if col >= n {
+                        return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                            "fetchval(): column index {col} out of range (the result has {n} column{})",
+                            if n == 1 { "" } else { "s" }
+                        )));
+                    }
+                    D::value(py, row, col)
+                }
+            },
+            Shape::Exec => {
+                let description = match self.rows.first() {
+                    Some(row) => D::describe(py, row)?.into_any(),
+                    None => py.None().into_bound(py),
+                };
+                let rows = self
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        let values = (0..row.columns().len())
+                            .map(|i| D::value(py, row, i))
+                            .collect::<PyResult<Vec<_>>>()?;
+                        PyTuple::new(py, values)
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                let rowcount = if description.is_none() {
+                    self.affected
+                } else {
+                    rows.len() as u64
+                };
+                (description, PyList::new(py, rows)?, rowcount, self.last_id).into_bound_py_any(py)
+            }
+        }
+    }
+}
+
+fn desc_of<D: Dialect>(py: Python<'_>, row: &D::Row) -> PyResult<Arc<RecordDesc>>
+where
+    D::Connection: Session,
+{
+    let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    RecordDesc::new(py, &names)
+}
+
+fn record<D: Dialect>(py: Python<'_>, desc: &Arc<RecordDesc>, row: &D::Row) -> PyResult<Py<PyAny>>
+where
+    D::Connection: Session,
+{
+    let values = (0..row.columns().len())
+        .map(|i| D::value(py, row, i).map(Bound::unbind))
+        .collect::<PyResult<Vec<_>>>()?;
+    Record {
+        desc: Arc::clone(desc),
+        values: values.into_boxed_slice(),
+    }
+    .into_py_any(py)
+}
+
+/// Per-pool / per-connection settings of a MySQL or SQLite session.
+pub(crate) struct SqlSettings<D: Database> {
+    pub(crate) opts: Arc<<D::Connection as sqlx::Connection>::Options>,
+    pub(crate) command_timeout: Option<Duration>,
+    pub(crate) generation: u64,
+}
+
+pub(crate) struct SqlPool<D: Dialect>
+where
+    D::Connection: Session,
+{
+    pub(crate) pool: sqlx::Pool<D>,
+    pub(crate) settings: Arc<SqlSettings<D>>,
+    pub(crate) min_size: u32,
+    pub(crate) max_size: u32,
+    pub(crate) acquire_timeout: Option<Duration>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) label: String,
+}
+
+/// The statements `init_sql` runs on every new connection.
+pub(crate) type InitSql = Arc<Vec<String>>;
+
+async fn run_init<D: Dialect>(conn: &mut D::Connection, init: &[String]) -> Result<()>
+where
+    D::Connection: Session,
+{
+    for sql in init {
+        D::run(conn, sql, &[], Shape::Status).await?;
+    }
+    Ok(())
+}
+
+/// Opens a pool (connections made by sqlx, set up by `init_sql`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn open_pool<D: Dialect>(
+    opts: <D::Connection as sqlx::Connection>::Options,
+    settings: Arc<SqlSettings<D>>,
+    min_size: u32,
+    max_size: u32,
+    acquire_timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    idle: Option<Duration>,
+    lifetime: Option<Duration>,
+    init: InitSql,
+    label: String,
+) -> Result<SqlPool<D>>
+where
+    D::Connection: Session,
+{
+    let stats = Arc::new(Stats::default());
+    let counter = Arc::clone(&stats);
+    let pool = PoolOptions::<D>::new()
+        .min_connections(min_size)
+        .max_connections(max_size)
+        .acquire_timeout(connect_timeout.unwrap_or(Duration::from_secs(86_400 * 365)))
+        .idle_timeout(idle)
+        .max_lifetime(lifetime)
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            D::after_connect(conn);
+            let c = Arc::clone(&counter);
+            let init = Arc::clone(&init);
+            Box::pin(async move {
+                run_init::<D>(conn, &init)
+                    .await
+                    .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
+                c.created.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+        })
+        .connect_with(opts)
+        .await
+        .map_err(D::map_err)?;
+    Ok(SqlPool {
+        pool,
+        settings,
+        min_size,
+        max_size,
+        acquire_timeout,
+        stats,
+        closed: AtomicBool::new(false),
+        label,
+    })
+}
+
+/// Opens one standalone connection.
+pub(crate) async fn open_conn<D: Dialect>(
+    settings: Arc<SqlSettings<D>>,
+    timeout: Option<Duration>,
+    init: InitSql,
+) -> Result<SqlConn<D>>
+where
+    D::Connection: Session,
+{
+    let fut = async {
+        let mut conn = settings.opts.connect().await.map_err(D::map_err)?;
+        D::after_connect(&mut conn);
+        run_init::<D>(&mut conn, &init).await?;
+        Ok::<_, Error>(conn)
+    };
+    let conn = match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| {
+            Error::Timeout(format!(
+                "connect(): timed out after {:.3} s",
+                t.as_secs_f64()
+            ))
+        })??,
+        None => fut.await?,
+    };
+    Ok(SqlConn::new(Conn::Direct(Box::new(conn)), settings, None))
+}
+
+impl<D: Dialect> SqlPool<D>
+where
+    D::Connection: Session,
+{
+    pub(crate) fn check(&self) -> Result<()> {
+        check_fork(self.settings.generation, "this pool")?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Interface("the pool is closed".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn acquire_raw(&self, timeout: Option<Duration>) -> Result<PoolConnection<D>> {
+        struct Waiting<'a>(&'a AtomicI64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let _w = Waiting(&self.stats.waiting);
+        let acquire = self.pool.acquire();
+        let got = match timeout.or(self.acquire_timeout) {
+            Some(t) => tokio::time::timeout(t, acquire)
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut)),
+            None => acquire.await,
+        };
+        self.stats.count_acquire(&got);
+        got.map_err(D::map_err)
+    }
+
+    /// Runs `work` on a pooled connection under the timeout, then returns
+    /// it to the pool clean (rolled back if a statement left a transaction open).
+    async fn pooled<T>(
+        &self,
+        timeout: Option<Duration>,
+        work: impl AsyncFnOnce(&mut D::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.acquire_raw(None).await?;
+        let limit = timeout.or(self.settings.command_timeout);
+        let opts = &self.settings.opts;
+        let (out, conn) = Busy::new(conn, |c| D::key(opts, c)).run(limit, work).await;
+        if let Some(conn) = conn {
+            give_back::<D>(conn).await;
+        }
+        if out.is_err() {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    pub(crate) async fn query(
+        &self,
+        sql: String,
+        params: Vec<Param>,
+        shape: Shape,
+        timeout: Option<Duration>,
+    ) -> Result<SqlOutput<D>> {
+        self.pooled(timeout, async |c| D::run(c, &sql, &params, shape).await)
+            .await
+    }
+
+    pub(crate) async fn query_many(
+        &self,
+        sql: String,
+        batch: Vec<Vec<Param>>,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.pooled(timeout, async |c| D::run_many(c, &sql, &batch).await)
+            .await
+    }
+}
+
+/// Returns a pooled connection, rolled back first if it is inside a
+/// transaction (closed if that fails): never handed out dirty.
+async fn give_back<D: Dialect>(mut conn: PoolConnection<D>)
+where
+    D::Connection: Session,
+{
+    if D::in_transaction(&mut conn).await {
+        if D::run(&mut conn, "ROLLBACK", &[], Shape::Status)
+            .await
+            .is_err()
+        {
+            conn.close_on_drop();
+            return;
+        }
+    }
+    conn.return_to_pool().await;
+}
+
+/// One MySQL or SQLite session behind a `Connection`.
+pub(crate) struct SqlConn<D: Dialect>
+where
+    D::Connection: Session,
+{
+    pub(crate) state: Arc<AsyncMutex<ConnState<D>>>,
+    pub(crate) settings: Arc<SqlSettings<D>>,
+    pub(crate) pool: Option<Arc<SqlPool<D>>>,
+    pub(crate) pid: u32,
+    pub(crate) server_info: String,
+    pub(crate) closed: AtomicBool,
+}
+
+impl<D: Dialect> SqlConn<D>
+where
+    D::Connection: Session,
+{
+    pub(crate) fn new(
+        mut conn: Conn<D>,
+        settings: Arc<SqlSettings<D>>,
+        pool: Option<Arc<SqlPool<D>>>,
+    ) -> Self {
+        let pid = D::server_pid(conn.raw());
+        let server_info = D::server_info(conn.raw());
+        SqlConn {
+            state: Arc::new(AsyncMutex::new(ConnState {
+                conn: Some(conn),
+                gone: "the connection is closed",
+            })),
+            settings,
+            pool,
+            pid,
+            server_info,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        check_fork(self.settings.generation, "this connection")
+    }
+
+    async fn lock(&self) -> Result<OwnedMutexGuard<ConnState<D>>> {
+        let guard = Arc::clone(&self.state).lock_owned().await;
+        if guard.conn.is_none() {
+            return Err(Error::Interface(guard.gone.to_owned()));
+        }
+        Ok(guard)
+    }
+
+    async fn locked<T>(
+        &self,
+        timeout: Option<Duration>,
+        work: impl AsyncFnOnce(&mut D::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.lock().await?;
+        let limit = timeout.or(self.settings.command_timeout);
+        let opts = &self.settings.opts;
+        Busy::new(guard, |c| D::key(opts, c))
+            .run(limit, work)
+            .await
+            .0
+    }
+
+    pub(crate) async fn query(
+        &self,
+        sql: String,
+        params: Vec<Param>,
+        shape: Shape,
+        timeout: Option<Duration>,
+    ) -> Result<SqlOutput<D>> {
+        self.locked(timeout, async |c| D::run(c, &sql, &params, shape).await)
+            .await
+    }
+
+    pub(crate) async fn query_many(
+        &self,
+        sql: String,
+        batch: Vec<Vec<Param>>,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.locked(timeout, async |c| D::run_many(c, &sql, &batch).await)
+            .await
+    }
+
+    /// Whether the session is in a transaction (false while a query runs).
+    pub(crate) fn in_transaction(&self) -> bool {
+        match Arc::clone(&self.state).try_lock_owned() {
+            Ok(mut g) => match g.conn.as_mut() {
+                Some(c) => futures::executor::block_on(D::in_transaction(c.raw())),
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    /// Gives a pooled connection back (rolled back if left in a transaction).
+    pub(crate) async fn release(&self) -> Result<()> {
+        let conn = self
+            .take("the connection has been released back to the pool")
+            .await;
+        match conn {
+            Some(Conn::Pooled(c)) => give_back::<D>(c).await,
+            Some(Conn::Direct(c)) => {
+                let _ = c.close().await;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) -> Result<()> {
+        match self.take("the connection is closed").await {
+            Some(Conn::Pooled(c)) => {
+                let _ = c.close().await;
+            }
+            Some(Conn::Direct(c)) => {
+                let _ = c.close().await;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn take(&self, why: &'static str) -> Option<Conn<D>> {
+        let mut guard = Arc::clone(&self.state).lock_owned().await;
+        let conn = guard.conn.take();
+        guard.gone = why;
+        self.closed.store(true, Ordering::Release);
+        conn
+    }
+
+    pub(crate) fn terminate(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() {
+            if let Some(Conn::Pooled(mut c)) = guard.conn.take() {
+                c.close_on_drop();
+            }
+            guard.gone = "the connection is closed";
+        }
+    }
+}
