@@ -208,6 +208,9 @@ class Connection:
         self._autocommit = True if params.autocommit is None else bool(params.autocommit)
         self._insert_id: int | None = 0
         self._close_reason: str | None = None
+        # A pooled connection closed by the user is only marked closed; it goes
+        # back to the pool (rolled back if need be) when released.
+        self._detached = False
         self._last_usage = _now()
 
     # ------------------------------------------------------------ attributes
@@ -251,7 +254,7 @@ class Connection:
     @property
     def closed(self) -> bool:
         """True once closed (or released to its pool)."""
-        return self._native is None or self._native.is_closed()
+        return self._native is None or self._detached or self._native.is_closed()
 
     @property
     def encoding(self) -> str:
@@ -305,7 +308,7 @@ class Connection:
 
     def _alive(self) -> Any:
         native = self._native
-        if native is None or native.is_closed():
+        if native is None or self._detached or native.is_closed():
             raise InterfaceError(self._close_reason or "(0, 'Not connected')")
         return native
 
@@ -382,7 +385,7 @@ class Connection:
 
     async def ping(self, reconnect: bool = True) -> None:
         """Checks the server answers; with ``reconnect``, replaces a dead connection."""
-        if self._native is None or self._native.is_closed():
+        if self.closed:
             if not reconnect:
                 raise Error("Already closed")
             await self._reconnect()
@@ -400,10 +403,10 @@ class Connection:
         if self._pool is not None:
             if old is None:
                 raise InterfaceError(self._close_reason or "(0, 'Not connected')")
-            # Hand the dead one back (the pool drops it) and take a fresh one.
-            old.terminate()
+            # Hand the old one back (the pool drops it if it is dead) and take another.
             await self._pool._native.release(old)
-            self._native = await self._pool._open_native()
+            self._native = await self._pool._native.acquire()
+            self._detached = False
         else:
             if old is not None:
                 old.terminate()
@@ -415,21 +418,28 @@ class Connection:
         self._close_reason = None
 
     def close(self) -> None:
-        """Closes the connection at once (not a coroutine, as in aiomysql)."""
-        native = self._native
+        """Closes the connection at once (not a coroutine, as in aiomysql).
+
+        A pooled connection is unusable from here on; its session goes back
+        to the pool, rolled back, when it is released."""
+        if self._pool is not None:
+            self._detached = True
+            return
+        native, self._native = self._native, None
         if native is not None and not native.is_closed():
             native.terminate()
-        if self._pool is None:
-            self._native = None
 
     async def ensure_closed(self) -> None:
         """Closes the connection politely (sends COM_QUIT)."""
+        if self._pool is not None:
+            self._detached = True
+            return
         native = self._native
         if native is None or native.is_closed():
+            self._native = None
             return
         await native.close()
-        if self._pool is None:
-            self._native = None
+        self._native = None
 
     async def __aenter__(self) -> Connection:
         return self
@@ -574,6 +584,7 @@ class Pool:
         self._closed = False
         self._close_task: asyncio.Future[None] | None = None
         self._pending: set[asyncio.Future[None]] = set()
+        self._used: set[Connection] = set()
 
     @property
     def echo(self) -> bool:
@@ -613,10 +624,9 @@ class Pool:
         if self._closing:
             raise RuntimeError("Cannot acquire connection after closing pool")
         native = await self._native.acquire()
-        return Connection(native, self._params, self)
-
-    async def _open_native(self) -> Any:
-        return await self._native.acquire()
+        conn = Connection(native, self._params, self)
+        self._used.add(conn)
+        return conn
 
     def release(self, conn: Connection) -> asyncio.Future[None]:
         """Gives a connection back. Not a coroutine, as in aiomysql: it takes
@@ -630,6 +640,7 @@ class Pool:
         if conn._pool is not self:
             raise ValueError(f"{conn!r} does not belong to this pool")
         native, conn._native = conn._native, None
+        self._used.discard(conn)
         if native is None:
             return  # released already
         conn._close_reason = "Connection released to the pool"
@@ -643,10 +654,8 @@ class Pool:
             try:
                 for sql in reset:
                     await native._exec(sql, ())
-            except BaseException:
-                native.terminate()
-                raise
             finally:
+                # (a session that failed its reset is broken: the pool drops it)
                 await self._native.release(native)
         else:
             await self._native.release(native)
@@ -665,6 +674,8 @@ class Pool:
     def terminate(self) -> None:
         """Closes the pool and every connection, acquired ones too, at once."""
         self._closing = True
+        for conn in self._used:
+            conn._detached = True
         self._native.terminate()
 
     async def wait_closed(self) -> None:
