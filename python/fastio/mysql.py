@@ -15,6 +15,7 @@ import asyncio
 import configparser
 import getpass
 import os
+import time
 import urllib.parse
 from collections.abc import Coroutine, Generator
 from typing import Any
@@ -244,7 +245,7 @@ class Connection:
 
     @property
     def last_usage(self) -> float:
-        """``loop.time()`` of the last query or cursor."""
+        """``time.monotonic()`` (the default loop clock) of the last query or cursor."""
         return self._last_usage
 
     @property
@@ -455,11 +456,8 @@ class Connection:
         return f"<fastio.mysql.Connection {self._host}:{self._port} db={self._db!r} {state}>"
 
 
-def _now() -> float:
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return 0.0
+# The default loop clock (what aiomysql's ``last_usage`` reads), without a loop lookup.
+_now = time.monotonic
 
 
 class _CursorContext:
