@@ -78,11 +78,15 @@ def _values(template: _Template, args: Any) -> Sequence[Any]:
         if not isinstance(args, Mapping):
             raise TypeError("format requires a mapping")
         return [args[name] for name in template.slots]
-    if isinstance(args, Mapping):
+    values: Sequence[Any]
+    if isinstance(args, (tuple, list)):
+        values = args
+    elif isinstance(args, Mapping):
         if template.slots:
             raise TypeError("a mapping was given for %s placeholders: use a tuple or list")
         return ()
-    values: Sequence[Any] = args if isinstance(args, (tuple, list)) else (args,)
+    else:
+        values = (args,)
     n = len(template.slots)
     if len(values) < n:
         raise TypeError("not enough arguments for format string")
