@@ -359,12 +359,6 @@ async def test_cursor_inside_a_transaction_and_with_arguments(pg_server: Any) ->
         await conn.close()
 
 
-async def test_unsupported_options_are_refused_clearly(pg_server: Any) -> None:
-    with pytest.raises(fastio.pg.exceptions.UnsupportedClientFeatureError, match="init"):
-        await fastio.pg.create_pool(pg_server.dsn, init=lambda c: None)
-    await asyncio.sleep(0)
-
-
 async def test_server_version_and_pid_match_asyncpg(pg_server: Any) -> None:
     conn = await fastio.pg.connect(pg_server.dsn)
     peer = await asyncpg.connect(pg_server.dsn)
@@ -397,3 +391,183 @@ async def test_awaited_cursor_fetches_and_moves_like_asyncpg(pg_server: Any) -> 
         finally:
             await conn.close()
     assert results["fastio"] == results["asyncpg"] == ([1, 2, 3], 2, 6, [7, 8, 9, 10], None)
+
+
+# ------------------------------------------------------- connect options
+
+
+async def test_init_runs_once_per_connection_and_setup_on_every_acquire(
+    pg_server: Any,
+) -> None:
+    inits: list[int] = []
+    setups: list[int] = []
+
+    async def init(conn: Any) -> None:
+        inits.append(conn.get_server_pid())
+        await conn.execute("CREATE TEMP TABLE IF NOT EXISTS init_mark (v int)")
+
+    async def setup(conn: Any) -> None:
+        setups.append(conn.get_server_pid())
+
+    async with fastio.pg.create_pool(
+        pg_server.dsn, min_size=2, max_size=2, init=init, setup=setup
+    ) as pool:
+        for _ in range(3):
+            async with pool.acquire() as conn:
+                # init ran on this very session (its temp table is there).
+                assert await conn.fetchval("SELECT count(*) FROM init_mark") == 0
+        # The pool's own query methods acquire too, as asyncpg's do.
+        assert await pool.fetchval("SELECT 1") == 1
+        await asyncio.gather(*(pool.fetchval("SELECT count(*) FROM init_mark") for _ in range(10)))
+        assert len(inits) == len(set(inits)) <= 2
+        assert len(setups) == 3 + 1 + 10
+        assert set(setups) <= set(inits)
+
+
+async def test_native_create_pool_takes_init(pg_server: Any) -> None:
+    seen: list[int] = []
+
+    async def init(conn: fastio.Connection) -> None:
+        seen.append(conn.get_server_pid())
+
+    pool = await fastio.create_pool(pg_server.dsn, min_size=1, max_size=1, init=init)
+    try:
+        pids = {await pool.fetchval("SELECT pg_backend_pid()") for _ in range(5)}
+        assert seen == list(pids) and len(seen) == 1
+    finally:
+        await pool.close()
+
+
+async def test_a_failing_init_fails_the_acquire_and_drops_the_connection(pg_server: Any) -> None:
+    calls = 0
+
+    async def init(conn: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("init failed")
+
+    pool = await fastio.pg.create_pool(pg_server.dsn, min_size=1, max_size=1, init=init)
+    try:
+        with pytest.raises(RuntimeError, match="init failed"):
+            await pool.fetchval("SELECT 1")
+        # The connection init failed on is not reused: the next one gets init again.
+        assert await pool.fetchval("SELECT 2") == 2
+        assert calls == 2
+    finally:
+        await pool.close()
+
+
+async def test_server_settings_apply_at_connect_and_survive_reset(pg_server: Any) -> None:
+    settings = {"application_name": "fastio test", "search_path": "pg_catalog, public"}
+    conn = await fastio.pg.connect(pg_server.dsn, server_settings=settings)
+    try:
+        assert await conn.fetchval("SHOW application_name") == "fastio test"
+        assert await conn.fetchval("SHOW search_path") == "pg_catalog, public"
+    finally:
+        await conn.close()
+    async with fastio.pg.create_pool(
+        pg_server.dsn, min_size=1, max_size=1, server_settings=settings
+    ) as pool:
+        async with pool.acquire() as c:
+            await c.execute("SET application_name = 'changed'")
+        # The reset on release goes back to the connect-time value, as asyncpg's.
+        assert await pool.fetchval("SHOW application_name") == "fastio test"
+        assert (
+            await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fastio test'"
+            )
+            >= 1
+        )
+
+
+async def test_ssl_disable_connects_and_require_fails_cleanly(pg_server: Any) -> None:
+    import ssl as ssl_module
+
+    for value in (False, "disable", "prefer", None):
+        conn = await fastio.pg.connect(pg_server.dsn, ssl=value)
+        try:
+            assert (
+                await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                is False
+            )
+        finally:
+            await conn.close()
+    # The harness server has no TLS: 'require' (and True, an SSLContext) must
+    # fail with a connection error, not hang or fall back to plain text.
+    ctx = ssl_module.create_default_context()
+    for value in ("require", True, ctx):
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(fastio.pg.connect(pg_server.dsn, ssl=value), 10)
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(
+            fastio.pg.create_pool(pg_server.dsn, min_size=1, max_size=1, ssl="require"), 10
+        )
+    with pytest.raises(ValueError, match="ssl"):
+        await fastio.pg.connect(pg_server.dsn, ssl="sometimes")
+
+
+async def test_max_queries_replaces_the_connection(pg_server: Any) -> None:
+    async with fastio.pg.create_pool(pg_server.dsn, min_size=1, max_size=1, max_queries=3) as pool:
+        pids = [await pool.fetchval("SELECT pg_backend_pid()") for _ in range(7)]
+        # Three queries per connection, then a new backend.
+        assert pids[0] == pids[1] == pids[2] != pids[3]
+        assert pids[3] == pids[4] == pids[5] != pids[6]
+        async with pool.acquire() as conn:
+            for _ in range(3):
+                await conn.fetchval("SELECT 1")
+            pid = conn.get_server_pid()
+        assert await pool.fetchval("SELECT pg_backend_pid()") != pid
+
+
+# ----------------------------------------------------------- release reset
+
+
+async def test_session_state_does_not_leak_to_the_next_acquirer(pg_server: Any) -> None:
+    async with fastio.pg.create_pool(pg_server.dsn, min_size=1, max_size=1) as pool:
+        default_path = await pool.fetchval("SHOW search_path")
+        async with pool.acquire() as conn:
+            pid = conn.get_server_pid()
+            await conn.execute("SET search_path = pg_catalog")
+            await conn.execute("SET statement_timeout = 1234")
+            await conn.execute("DECLARE leak CURSOR WITH HOLD FOR SELECT 1")
+            await conn.execute("LISTEN leaked_channel")
+            await conn.execute("SELECT pg_advisory_lock(42)")
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == pid  # the same session, reset
+            assert await conn.fetchval("SHOW search_path") == default_path
+            assert await conn.fetchval("SHOW statement_timeout") == "0"
+            assert await conn.fetchval("SELECT count(*) FROM pg_cursors WHERE name <> ''") == 0
+            assert await conn.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+            assert (
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1", pid
+                )
+                == 0
+            )
+        # A transaction left open is rolled back.
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("SET LOCAL search_path = pg_catalog")
+        assert await pool.fetchval("SHOW search_path") == default_path
+        assert await pool.fetchval("SELECT pg_backend_pid()") == pid
+
+
+async def test_pool_fetch_pays_no_reset(pg_server: Any) -> None:
+    # The reset is for connections lent out by acquire(); pool.fetch() and
+    # friends leave nothing behind and skip it (no extra round trip). The
+    # last statement an idle backend ran is in pg_stat_activity.query.
+    async with fastio.pg.create_pool(pg_server.dsn, min_size=1, max_size=1) as pool:
+        pid = await pool.fetchval("SELECT pg_backend_pid()")
+        watcher = await fastio.pg.connect(pg_server.dsn)
+        try:
+            last = "SELECT query FROM pg_stat_activity WHERE pid = $1"
+            await pool.fetchval("SELECT 'pooled fetch'")
+            assert await watcher.fetchval(last, pid) == "SELECT 'pooled fetch'"
+            await pool.execute("SELECT 'pooled execute'")
+            assert await watcher.fetchval(last, pid) == "SELECT 'pooled execute'"
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 'acquired'")
+            assert "RESET ALL" in await watcher.fetchval(last, pid)
+        finally:
+            await watcher.close()

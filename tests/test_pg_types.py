@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastio
+import fastio.pg
 from fastio import pg_exceptions as exc
 
 SETTINGS = settings(
@@ -191,3 +192,218 @@ def test_jsonb(db: Session, v: Any) -> None:
         if "\\u0000" in text:
             return  # jsonb rejects NUL
         assert db.roundtrip("jsonb", v) == v
+
+
+# ------------------------------------------- money, ranges, composites, domains
+
+
+def _range_key(r: Any) -> tuple[Any, ...]:
+    """A Range (ours or asyncpg's) as comparable values."""
+    return (r.lower, r.upper, r.lower_inc, r.upper_inc, r.isempty)
+
+
+async def _both(dsn: str, query: str, *args: Any) -> tuple[Any, Any]:
+    """`fetchval(query, *args)` through fastio.pg and through asyncpg."""
+    import asyncpg
+
+    import fastio.pg
+
+    ours = await fastio.pg.connect(dsn)
+    theirs = await asyncpg.connect(dsn)
+    try:
+        return await ours.fetchval(query, *args), await theirs.fetchval(query, *args)
+    finally:
+        await ours.close()
+        await theirs.close()
+
+
+async def test_money_is_text_like_asyncpg(pg_server: Any) -> None:
+    for literal in ("1234.56", "-0.05", "0", "92233720368547758.07", "-92233720368547758.08"):
+        ours, theirs = await _both(pg_server.dsn, f"SELECT '{literal}'::money")
+        assert isinstance(ours, str) and ours == theirs
+    ours, theirs = await _both(pg_server.dsn, "SELECT ARRAY['1'::money, NULL, '-2.5'::money]")
+    assert ours == theirs == ["$1.00", None, "-$2.50"]
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        for value, text in (
+            ("$1,234.56", "$1,234.56"),
+            ("-12.5", "-$12.50"),
+            (decimal.Decimal("0.07"), "$0.07"),
+            (3, "$3.00"),
+        ):
+            assert await conn.fetchval("SELECT $1::money", value) == text
+            assert await conn.fetchval("SELECT $1::money::text", value) == text
+        with pytest.raises(exc.DataError):
+            await conn.fetchval("SELECT $1::money", "twelve")
+    finally:
+        await conn.close()
+
+
+RANGE_LITERALS = {
+    "int4range": ["[1,10)", "(1,10]", "(,5)", "[3,)", "empty", "(,)"],
+    "int8range": ["[-9223372036854775807,0)", "empty"],
+    "numrange": ["[1.5,2.25]", "(,0)", "(-1.0,)"],
+    "daterange": ["[2020-01-01,2020-02-01)", "(,2000-01-01]"],
+    "tsrange": ["[2020-01-01 10:00,2020-01-01 11:30:00.5)", "(,)"],
+    "tstzrange": ["[2020-01-01 10:00+00,2020-01-02 00:00+02)", "empty"],
+}
+
+
+async def test_ranges_decode_like_asyncpg(pg_server: Any) -> None:
+    for sql_type, literals in RANGE_LITERALS.items():
+        for literal in literals:
+            ours, theirs = await _both(pg_server.dsn, f"SELECT '{literal}'::{sql_type}")
+            assert isinstance(ours, fastio.Range)
+            assert _range_key(ours) == _range_key(theirs), (sql_type, literal)
+            assert repr(ours) == repr(theirs)
+    ours, theirs = await _both(pg_server.dsn, "SELECT ARRAY['[1,2)'::int4range, NULL, 'empty']")
+    assert [None if r is None else _range_key(r) for r in ours] == [
+        None if r is None else _range_key(r) for r in theirs
+    ]
+
+
+async def test_ranges_round_trip(pg_server: Any) -> None:
+    Range = fastio.Range
+    d = datetime.date
+    ts = datetime.datetime
+    utc = datetime.timezone.utc
+    cases = [
+        ("int4range", Range(1, 10), Range(1, 10)),
+        ("int4range", Range(1, 10, lower_inc=False, upper_inc=True), Range(2, 11)),
+        ("int4range", Range(None, 5), Range(None, 5)),
+        ("int4range", Range(empty=True), Range(empty=True)),
+        ("int4range", Range(), Range()),
+        ("int4range", (3, 7), Range(3, 7)),
+        ("int4range", [None, 7], Range(None, 7)),
+        ("int8range", Range(-(2**62), 2**62), Range(-(2**62), 2**62)),
+        (
+            "numrange",
+            Range(decimal.Decimal("1.5"), decimal.Decimal("2.25"), upper_inc=True),
+            Range(decimal.Decimal("1.5"), decimal.Decimal("2.25"), upper_inc=True),
+        ),
+        ("numrange", Range(1, None), Range(decimal.Decimal(1), None)),
+        ("daterange", Range(d(2020, 1, 1), d(2020, 2, 1)), Range(d(2020, 1, 1), d(2020, 2, 1))),
+        (
+            "daterange",
+            Range(d(2020, 1, 1), d(2020, 1, 31), upper_inc=True),
+            Range(d(2020, 1, 1), d(2020, 2, 1)),
+        ),
+        (
+            "tsrange",
+            Range(ts(2020, 1, 1, 10), ts(2020, 1, 1, 11, 30, 0, 500000)),
+            Range(ts(2020, 1, 1, 10), ts(2020, 1, 1, 11, 30, 0, 500000)),
+        ),
+        (
+            "tstzrange",
+            Range(ts(2020, 1, 1, 10, tzinfo=utc), None, lower_inc=False),
+            Range(ts(2020, 1, 1, 10, tzinfo=utc), None, lower_inc=False),
+        ),
+    ]
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        for sql_type, value, expected in cases:
+            got = await conn.fetchval(f"SELECT $1::{sql_type}", value)
+            assert got == expected, (sql_type, value, got)
+            # And the server agrees about what was sent.
+            assert await conn.fetchval(f"SELECT $1::{sql_type} = $2::{sql_type}", value, expected)
+        assert await conn.fetchval("SELECT $1::int4range @> 5", Range(1, 10)) is True
+        assert await conn.fetchval("SELECT $1::int4range[]", [Range(1, 2), None]) == [
+            Range(1, 2),
+            None,
+        ]
+        with pytest.raises(exc.DataError):
+            await conn.fetchval("SELECT $1::int4range", Range("a", "b"))
+        with pytest.raises(exc.DataError):
+            await conn.fetchval("SELECT $1::int4range", 5)
+    finally:
+        await conn.close()
+
+
+def test_range_behaves_like_asyncpgs() -> None:
+    import asyncpg
+
+    Range = fastio.Range
+    assert Range(1, 5) == Range(1, 5) and hash(Range(1, 5)) == hash(Range(1, 5))
+    assert Range(1, 5) != Range(1, 5, upper_inc=True)
+    assert not Range(empty=True) and Range(None, None)
+    for ours, theirs in (
+        (Range(1, 5), asyncpg.Range(1, 5)),
+        (Range(None, 5, lower_inc=True), asyncpg.Range(None, 5, lower_inc=True)),
+        (Range(empty=True), asyncpg.Range(empty=True)),
+        (Range(1, None, upper_inc=True), asyncpg.Range(1, None, upper_inc=True)),
+    ):
+        assert repr(ours) == repr(theirs)
+        assert (ours.lower_inf, ours.upper_inf) == (theirs.lower_inf, theirs.upper_inf)
+        assert _range_key(ours) == _range_key(theirs)
+    assert Range(2, 3).issubset(Range(1, 5)) and Range(1, 5).issuperset(Range(2, 3))
+    assert not Range(0, 3).issubset(Range(1, 5))
+    assert fastio.pg.Range is Range
+
+
+async def test_composite_types_decode_to_records(pg_server: Any) -> None:
+    import uuid
+
+    suffix = uuid.uuid4().hex[:8]
+    inner, outer = f"pt_{suffix}", f"seg_{suffix}"
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TYPE {inner} AS (x int, label text)")
+        await conn.execute(f"CREATE TYPE {outer} AS (a {inner}, b {inner}, tags text[])")
+        p = await conn.fetchval(f"SELECT ROW(1, 'one')::{inner}")
+        assert isinstance(p, fastio.Record)
+        assert p["x"] == 1 and p["label"] == "one" and tuple(p) == (1, "one")
+        s = await conn.fetchval(f"SELECT ROW(ROW(1, 'a')::{inner}, NULL, ARRAY['t'])::{outer}")
+        assert list(s.keys()) == ["a", "b", "tags"]
+        assert dict(s["a"]) == {"x": 1, "label": "a"} and s["b"] is None and s["tags"] == ["t"]
+        arr = await conn.fetchval(f"SELECT ARRAY[ROW(2, 'b')::{inner}, NULL]")
+        assert dict(arr[0]) == {"x": 2, "label": "b"} and arr[1] is None
+        row = await conn.fetchrow(f"SELECT ROW(3, NULL)::{inner} AS p, 4 AS n")
+        assert row["p"]["label"] is None and row["n"] == 4
+    finally:
+        await conn.execute(f"DROP TYPE IF EXISTS {outer}; DROP TYPE IF EXISTS {inner}")
+        await conn.close()
+    # Anonymous records are tuples, as in asyncpg.
+    ours, theirs = await _both(pg_server.dsn, "SELECT ROW(1, 'a', NULL::int)")
+    assert ours == theirs == (1, "a", None)
+
+
+async def test_domains_are_their_base_type_and_enums_are_str(pg_server: Any) -> None:
+    import uuid
+
+    suffix = uuid.uuid4().hex[:8]
+    posint, email, price, mood = (f"{n}_{suffix}" for n in ("posint", "email", "price", "mood"))
+    t = f"dom_{suffix}"
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE DOMAIN {posint} AS int CHECK (VALUE > 0)")
+        await conn.execute(f"CREATE DOMAIN {email} AS text CHECK (VALUE LIKE '%@%')")
+        await conn.execute(f"CREATE DOMAIN {price} AS numeric(10, 2)")
+        await conn.execute(f"CREATE TYPE {mood} AS ENUM ('sad', 'ok', 'happy')")
+        await conn.execute(
+            f"CREATE TABLE {t} (n {posint}, e {email}, p {price}, m {mood}, "
+            f"ns {posint}[], ms {mood}[])"
+        )
+        status = await conn.execute(
+            f"INSERT INTO {t} VALUES ($1, $2, $3, $4, $5, $6)",
+            5,
+            "a@b.c",
+            decimal.Decimal("9.99"),
+            "happy",
+            [1, 2],
+            ["sad", "ok"],
+        )
+        assert status == "INSERT 0 1"
+        row = await conn.fetchrow(f"SELECT * FROM {t}")
+        assert tuple(row) == (5, "a@b.c", decimal.Decimal("9.99"), "happy", [1, 2], ["sad", "ok"])
+        assert await conn.fetchval(f"SELECT 7::{posint}") == 7
+        assert await conn.fetchval(f"SELECT n FROM {t} WHERE m = $1", "happy") == 5
+        with pytest.raises(exc.CheckViolationError):
+            await conn.execute(f"INSERT INTO {t} (n) VALUES ($1)", -1)
+        with pytest.raises(exc.InvalidTextRepresentationError):
+            await conn.execute(f"INSERT INTO {t} (m) VALUES ($1)", "furious")
+    finally:
+        await conn.execute(
+            f"DROP TABLE IF EXISTS {t}; DROP DOMAIN IF EXISTS {posint}, {email}, {price}; "
+            f"DROP TYPE IF EXISTS {mood}"
+        )
+        await conn.close()

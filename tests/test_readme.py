@@ -36,3 +36,4 @@ def test_quickstart_runs() -> None:
     assert "wait_for timed out" in proc.stdout
     assert "task group: ['task 0', 'task 1', 'task 2']" in proc.stdout
     assert "fetch_all: 500 responses in order: True, errors ['InvalidURL']" in proc.stdout
+    assert "sqlite: 1001 users, " in proc.stdout

@@ -6,7 +6,7 @@ and file I/O, awaitable from asyncio (and uvloop) and running in Rust.
 
 from __future__ import annotations
 
-from fastio import aiofiles, metrics
+from fastio import aiofiles, dbapi, metrics
 from fastio._fastio import (
     Awaitable,
     BodyTooLarge,
@@ -53,6 +53,7 @@ from fastio._fastio import (
     sleep,
 )
 from fastio._transaction import Transaction
+from fastio._types import Range
 from fastio.breaker import CircuitBreaker
 from fastio.files import (
     JsonlRecords,
@@ -69,6 +70,7 @@ from fastio.metrics import monitor
 from fastio.retry import RetryState, retry, retry_call
 
 __all__ = [
+    "dbapi",
     "Awaitable",
     "BodyTooLarge",
     "CircuitBreaker",
@@ -93,6 +95,7 @@ __all__ = [
     "PanicError",
     "Pool",
     "PoolAcquireContext",
+    "Range",
     "ReadError",
     "ReadTimeout",
     "Record",

@@ -40,6 +40,11 @@ class Cursor:
         return self._open().__await__()
 
     async def _open(self) -> OpenCursor:
+        if self._conn.backend != "postgresql":
+            raise InterfaceError(
+                "await conn.cursor() (a scrollable server-side cursor) is PostgreSQL only; "
+                "use `async for row in conn.cursor(...)`"
+            )
         if not self._conn.is_in_transaction():
             raise InterfaceError("cursor cannot be created outside of a transaction")
         name = f"fastio_cursor_{next(_ids)}"
@@ -50,6 +55,11 @@ class Cursor:
 
     async def _rows(self) -> AsyncIterator[Any]:
         conn = self._conn
+        if conn.backend != "postgresql":
+            # MySQL and SQLite have no DECLARE/FETCH: the result is read at once.
+            for row in await conn.fetch(self._query, *self._args, timeout=self._timeout):
+                yield row
+            return
         own = not conn.is_in_transaction()
         name = f"fastio_cursor_{next(_ids)}"
         if own:

@@ -683,6 +683,48 @@ class Connection:
         ``(major, minor, micro, releaselevel, serial)``."""
     def get_server_version_num(self) -> int | None:
         """The server version as libpq reports it, e.g. 150004."""
+    async def copy_from_query(
+        self, query: str, *args: Any, output: Any, timeout: float | None = None, **options: Any
+    ) -> str:
+        """``COPY (query) TO STDOUT`` into ``output``: a path, a file object, or an
+        async callable taking bytes. ``$n`` arguments are inlined as literals.
+        Options as asyncpg's: format ('text'/'csv'/'binary'), delimiter, null,
+        header, quote, escape, force_quote, encoding. Returns ``'COPY n'``."""
+    async def copy_from_table(
+        self,
+        table_name: str,
+        *,
+        output: Any,
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> str:
+        """``COPY table (columns) TO STDOUT`` into ``output``; returns ``'COPY n'``."""
+    async def copy_to_table(
+        self,
+        table_name: str,
+        *,
+        source: Any,
+        columns: Sequence[str] | None = None,
+        schema_name: str | None = None,
+        timeout: float | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> str:
+        """``COPY table (columns) FROM STDIN`` from ``source``: a path, a file
+        object, bytes, or an (async) iterable of bytes; returns ``'COPY n'``."""
+    def _copy_out(
+        self, sql: str, path: str | None = None, timeout: float | None = None
+    ) -> Awaitable[tuple[str, bytes | None]]: ...
+    def _copy_in(
+        self,
+        sql: str,
+        path: str | None = None,
+        chunks: list[bytes] | None = None,
+        timeout: float | None = None,
+    ) -> Awaitable[str]: ...
+    def _mogrify(self, query: str, *args: Any, timeout: float | None = None) -> Awaitable[str]: ...
 
 class PoolAcquireContext:
     """``await pool.acquire()`` or ``async with pool.acquire() as conn:``."""
@@ -723,7 +765,9 @@ class Pool:
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         """A connection from the pool; release it with ``release()`` or use ``async with``."""
     def release(self, connection: Connection, *, timeout: float | None = None) -> Awaitable[None]:
-        """Returns an acquired connection (rolled back if left inside a transaction)."""
+        """Returns an acquired connection, reset as asyncpg resets it (ROLLBACK
+        if in a transaction, advisory locks released, CLOSE ALL, UNLISTEN *,
+        RESET ALL)."""
     def close(self) -> Awaitable[None]:
         """Closes the pool, waiting until acquired connections are released."""
     def terminate(self) -> None:
@@ -749,13 +793,24 @@ def create_pool(
     statement_cache_size: int = 100,
     timeout: float | None = 60.0,
     json_as_text: bool = False,
+    init: Callable[[Connection], Awaitable[Any]] | None = None,
+    setup: Callable[[Connection], Awaitable[Any]] | None = None,
+    server_settings: dict[str, str] | None = None,
+    ssl: Any = None,
+    max_queries: int | None = None,
 ) -> Awaitable[Pool]:
     """Opens a connection pool. ``dsn``: ``postgresql://user:pass@host:port/db``
     (or ``postgres://``; MySQL and SQLite are not implemented yet).
     ``min_size`` connections are opened at once. ``command_timeout``: default
     per-query deadline (the query is cancelled on the server). ``timeout``:
     connect deadline. ``json_as_text``: json/jsonb come back as str (asyncpg's
-    default) instead of Python objects."""
+    default) instead of Python objects. ``init(conn)``: awaited once on each
+    new connection; ``setup(conn)``: on every acquire (the pool's own query
+    methods included), both on the event loop the pool was created on.
+    ``server_settings``: session settings sent at connect. ``ssl``: asyncpg's
+    values (False/'disable', 'prefer', 'require', 'verify-ca', 'verify-full',
+    True, an ssl.SSLContext). ``max_queries``: a connection is replaced after
+    that many queries."""
 
 def connect(
     dsn: str,
@@ -764,5 +819,7 @@ def connect(
     command_timeout: float | None = None,
     statement_cache_size: int = 100,
     json_as_text: bool = False,
+    server_settings: dict[str, str] | None = None,
+    ssl: Any = None,
 ) -> Awaitable[Connection]:
     """Opens one (unpooled) connection; see ``create_pool`` for the arguments."""

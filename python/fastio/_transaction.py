@@ -54,6 +54,22 @@ class Transaction:
         self._savepoint: str | None = None
 
     def _begin_sql(self) -> str:
+        backend = getattr(self._conn, "backend", "postgresql")
+        if backend == "mysql":
+            if self._deferrable:
+                raise ValueError("deferrable transactions are PostgreSQL only")
+            begin = "START TRANSACTION READ ONLY" if self._readonly else "START TRANSACTION"
+            if self._isolation is None:
+                return begin
+            return f"SET TRANSACTION ISOLATION LEVEL {_ISOLATION[self._isolation]}; {begin}"
+        if backend == "sqlite":
+            if self._isolation not in (None, "serializable") or self._deferrable:
+                raise ValueError(
+                    "SQLite transactions are serializable; isolation and deferrable cannot be set"
+                )
+            # IMMEDIATE takes the write lock up front, so two writers wait for
+            # each other (busy timeout) instead of failing with SQLITE_BUSY.
+            return "BEGIN DEFERRED" if self._readonly else "BEGIN IMMEDIATE"
         parts = ["BEGIN"]
         if self._isolation is not None:
             parts.append(f"ISOLATION LEVEL {_ISOLATION[self._isolation]}")

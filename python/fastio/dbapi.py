@@ -49,6 +49,8 @@ class Error(MySQLError):
 
     sqlite_errorcode: int | None = None
     sqlite_errorname: str | None = None
+    errno: int | None = None  # MySQL server errors: also args[0] (MySQLdb's attribute)
+    msg: str | None = None  # MySQL server errors: also args[1]
 
     def __init__(self, *args: object, sqlstate: str | None = None) -> None:
         super().__init__(*args)
@@ -174,7 +176,10 @@ def mysql_error_class(errno: int) -> type[Error]:
 
 def _mysql_error(errno: int, sqlstate: str | None, message: str) -> Error:
     """Called by the native layer for a MySQL server error; returns the exception to raise."""
-    return mysql_error_class(errno)(errno, message, sqlstate=sqlstate)
+    exc = mysql_error_class(errno)(errno, message, sqlstate=sqlstate)
+    exc.errno = errno
+    exc.msg = message
+    return exc
 
 
 # ----------------------------------------------------------------------- SQLite

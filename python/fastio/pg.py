@@ -16,12 +16,14 @@ from fastio import _fastio
 from fastio import pg_exceptions as exceptions
 from fastio._fastio import Connection, Pool, Record
 from fastio._transaction import Transaction
+from fastio._types import Range
 from fastio.pg_exceptions import *  # noqa: F403  (asyncpg re-exports its exceptions)
 from fastio.pg_exceptions import __all__ as _exception_names
 
 __all__ = [
     "Connection",
     "Pool",
+    "Range",
     "Record",
     "Transaction",
     "connect",
@@ -61,14 +63,6 @@ def _dsn(
     return urllib.parse.urlunsplit(("postgresql", netloc, path, parts.query, ""))
 
 
-def _unsupported(func: str, given: dict[str, Any]) -> None:
-    extra = {k: v for k, v in given.items() if v is not None}
-    if extra:
-        raise exceptions.UnsupportedClientFeatureError(
-            f"{func}(): {', '.join(sorted(extra))} not supported by fastio.pg yet"
-        )
-
-
 def connect(
     dsn: str | None = None,
     *,
@@ -83,14 +77,19 @@ def connect(
     server_settings: dict[str, str] | None = None,
     ssl: Any = None,
 ) -> _fastio.Awaitable[Connection]:
-    """Opens one connection (asyncpg.connect)."""
-    _unsupported("connect", {"server_settings": server_settings, "ssl": ssl})
+    """Opens one connection (asyncpg.connect).
+
+    ``server_settings``: session settings sent at connect (application_name,
+    search_path, ...). ``ssl``: asyncpg's values (False/'disable', 'prefer',
+    'require', 'verify-ca', 'verify-full', True, or an ssl.SSLContext)."""
     return _fastio.connect(
         _dsn(dsn, host, port, user, password, database),
         timeout=timeout,
         command_timeout=command_timeout,
         statement_cache_size=statement_cache_size,
         json_as_text=True,
+        server_settings=server_settings,
+        ssl=ssl,
     )
 
 
@@ -140,13 +139,11 @@ def create_pool(
 ) -> _PoolCreator:
     """Creates a pool (asyncpg.create_pool); awaitable and an async context manager.
 
-    ``max_queries`` is accepted and ignored (connections are recycled by
-    ``max_lifetime`` instead)."""
-    _unsupported(
-        "create_pool",
-        {"setup": setup, "init": init, "server_settings": server_settings, "ssl": ssl},
-    )
-    del max_queries
+    ``init(conn)`` is awaited once on every new connection, ``setup(conn)``
+    on every acquire (also by the pool's own fetch/execute...). A connection
+    is replaced after ``max_queries`` queries. A connection handed out by
+    ``acquire()`` is reset when released (ROLLBACK, CLOSE ALL, UNLISTEN *,
+    RESET ALL), so session settings do not leak to the next user."""
     target = _dsn(dsn, host, port, user, password, database)
 
     def make() -> _fastio.Awaitable[Pool]:
@@ -161,6 +158,11 @@ def create_pool(
             acquire_timeout=acquire_timeout,
             max_lifetime=max_lifetime,
             json_as_text=True,
+            init=init,
+            setup=setup,
+            server_settings=server_settings,
+            ssl=ssl,
+            max_queries=max_queries,
         )
 
     return _PoolCreator(make)

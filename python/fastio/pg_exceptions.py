@@ -92,6 +92,12 @@ class PostgresError(PostgresMessage, FastIOError):
         exccls = _message_map.get(fields.get("sqlstate") or "", UnknownPostgresError)
         if not issubclass(exccls, BaseException):
             exccls = UnknownPostgresError
+        if (
+            exccls is FeatureNotSupportedError
+            and fields.get("message") == "cached plan must not change result type"
+        ):
+            # asyncpg's name for a cached statement made stale by a schema change.
+            exccls = InvalidCachedStatementError
         ex = exccls(fields.get("message", ""))
         ex.__dict__.update(fields)
         ex.query = query

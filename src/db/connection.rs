@@ -54,7 +54,7 @@ impl<DB: Database> Conn<DB> {
     }
 }
 
-pub(crate) struct ConnState<DB: Database> {
+pub(crate) struct ConnState<DB: Reset> {
     pub(crate) conn: Option<Conn<DB>>,
     /// Why `conn` is gone (for the error message).
     pub(crate) gone: &'static str,
@@ -67,6 +67,11 @@ pub(crate) trait Session: Send + 'static {
     type Key: Send + 'static;
     /// Nothing is pending on the wire.
     fn is_idle(&self) -> bool;
+    /// Whether a session whose query future was dropped can be reused as
+    /// is (without `recover`): true only if `is_idle` tracks every reply.
+    fn clean_after_drop(&self) -> bool {
+        self.is_idle()
+    }
     /// Reads what an error left pending; `false` means close the connection.
     fn drain(&mut self) -> impl Future<Output = bool> + Send;
     /// After a query future was dropped mid-flight: cancel it on the server
@@ -93,6 +98,41 @@ impl Session for PgConnection {
     }
 }
 
+impl<DB: Reset> Drop for ConnState<DB> {
+    /// A pooled connection nobody released (its Connection object was
+    /// dropped, or an `acquire()` was cancelled after it got one) goes back
+    /// reset, or closed if it is not between queries, from a tokio task:
+    /// sqlx's own drop would hand it back as it is (possibly inside a
+    /// transaction), and needs a runtime the dropping thread may not have.
+    fn drop(&mut self) {
+        let Some(Conn::Pooled(c)) = self.conn.take() else {
+            return;
+        };
+        let Ok(rt) = crate::runtime::handle() else {
+            // No runtime to close it on (dropping it would need one).
+            std::mem::forget(c);
+            return;
+        };
+        rt.spawn(DB::give_back_dropped(c));
+    }
+}
+
+/// What to do with a pooled connection nobody released.
+pub(crate) trait Reset: Database {
+    /// Hands it back reset, or closes it (runs on tokio).
+    fn give_back_dropped(c: PoolConnection<Self>) -> impl Future<Output = ()> + Send + 'static;
+}
+
+impl Reset for Postgres {
+    async fn give_back_dropped(mut c: PoolConnection<Postgres>) {
+        if c.is_ready_for_query() && postgres::reset_session(&mut c).await {
+            c.return_to_pool().await;
+        } else {
+            c.close_on_drop();
+        }
+    }
+}
+
 /// Something that holds a connection for the length of one query.
 pub(crate) trait Holder: Send + 'static {
     type Conn: Session;
@@ -116,7 +156,7 @@ where
     }
 }
 
-impl<DB: Database> Holder for OwnedMutexGuard<ConnState<DB>>
+impl<DB: Reset> Holder for OwnedMutexGuard<ConnState<DB>>
 where
     DB::Connection: Session,
 {
@@ -200,7 +240,7 @@ impl<H: Holder> Drop for Busy<H> {
         let Some(mut held) = self.held.take() else {
             return;
         };
-        if held.conn().is_none_or(|c| c.is_idle()) {
+        if held.conn().is_none_or(|c| c.clean_after_drop()) {
             return;
         }
         let key = self.key.take();
@@ -332,7 +372,7 @@ impl ConnInner {
 
     /// Runs `work` on this connection, exclusively, under the timeout
     /// (`command_timeout` when none is given).
-    async fn locked<T>(
+    pub(crate) async fn locked<T>(
         &self,
         timeout: Option<Duration>,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
@@ -405,12 +445,18 @@ impl ConnInner {
         drop(guard);
         match conn {
             Some(Conn::Pooled(mut c)) => {
-                if c.in_transaction_block() {
-                    let rolled_back = sqlx::Executor::execute(&mut *c, "ROLLBACK").await;
-                    if rolled_back.is_err() {
-                        c.close_on_drop();
-                        return Ok(());
-                    }
+                // Handed to a user by Pool.acquire(): reset the session as
+                // asyncpg does, so nothing they SET reaches the next user.
+                let clean = if self.pool.is_some() {
+                    postgres::reset_session(&mut c).await
+                } else if c.in_transaction_block() {
+                    sqlx::Executor::execute(&mut *c, "ROLLBACK").await.is_ok()
+                } else {
+                    true
+                };
+                if !clean {
+                    c.close_on_drop();
+                    return Ok(());
                 }
                 // Back in the idle set before release() returns.
                 c.return_to_pool().await;
@@ -447,6 +493,12 @@ impl ConnInner {
         if let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() {
             if let Some(Conn::Pooled(mut c)) = guard.conn.take() {
                 c.close_on_drop();
+                // Closing hands the slot back to the pool from a tokio task
+                // (this runs on the event-loop thread, outside the runtime).
+                match crate::runtime::handle() {
+                    Ok(rt) => drop(rt.spawn(async move { drop(c) })),
+                    Err(_) => std::mem::forget(c),
+                }
             }
             guard.gone = "the connection is closed";
         }
@@ -898,6 +950,105 @@ impl Connection {
         }
         let cls = py.import("fastio._cursor")?.getattr("Cursor")?;
         cls.call1((slf, query, args, n, timeout))
+    }
+
+    /// Copies the result of `query` (COPY ... TO STDOUT) to `output`: a
+    /// path, a file object, or an async callable taking bytes. Returns the
+    /// status string ('COPY 3'). Keywords as asyncpg's (format, delimiter,
+    /// null, header, quote, escape, force_quote, encoding, ...).
+    #[pyo3(signature = (query, *args, **kwargs))]
+    fn copy_from_query<'py>(
+        slf: &Bound<'py, Self>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = slf
+            .py()
+            .import("fastio._copy")?
+            .getattr("copy_from_query")?;
+        f.call((slf, query, args), kwargs)
+    }
+
+    /// Copies a table (or some of its columns) to `output` (COPY ... TO
+    /// STDOUT); returns the status string.
+    #[pyo3(signature = (table_name, **kwargs))]
+    fn copy_from_table<'py>(
+        slf: &Bound<'py, Self>,
+        table_name: String,
+        kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = slf
+            .py()
+            .import("fastio._copy")?
+            .getattr("copy_from_table")?;
+        f.call((slf, table_name), kwargs)
+    }
+
+    /// Copies `source` (a path, a file object, bytes, or an async iterable
+    /// of bytes) into a table (COPY ... FROM STDIN); returns the status string.
+    #[pyo3(signature = (table_name, **kwargs))]
+    fn copy_to_table<'py>(
+        slf: &Bound<'py, Self>,
+        table_name: String,
+        kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = slf.py().import("fastio._copy")?.getattr("copy_to_table")?;
+        f.call((slf, table_name), kwargs)
+    }
+
+    /// Runs a `COPY ... TO STDOUT` statement; resolves to `(status, data)`,
+    /// `data` None when written to `path`.
+    #[pyo3(signature = (sql, path = None, timeout = None))]
+    fn _copy_out<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        path: Option<String>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(self.pg("copy_out")?);
+        future_into_py(py, async move { inner.copy_out(sql, path, timeout).await })
+    }
+
+    /// Runs a `COPY ... FROM STDIN` statement with the file at `path` or
+    /// `chunks` (bytes) as data; resolves to the status string.
+    #[pyo3(signature = (sql, path = None, chunks = None, timeout = None))]
+    fn _copy_in<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        path: Option<String>,
+        chunks: Option<Vec<Vec<u8>>>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let timeout = timeout_arg("timeout", timeout)?;
+        let source = match path {
+            Some(p) => super::copy::CopySource::Path(p),
+            None => super::copy::CopySource::Chunks(chunks.unwrap_or_default()),
+        };
+        let inner = Arc::clone(self.pg("copy_in")?);
+        future_into_py(py, async move { inner.copy_in(sql, source, timeout).await })
+    }
+
+    /// `query` with its `$n` arguments inlined as SQL literals (for COPY,
+    /// which takes no parameters).
+    #[pyo3(signature = (query, *args, timeout = None))]
+    fn _mogrify<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let params = params_of(args)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let inner = Arc::clone(self.pg("mogrify")?);
+        future_into_py(
+            py,
+            async move { inner.mogrify(query, params, timeout).await },
+        )
     }
 
     fn __repr__(&self) -> String {

@@ -3,13 +3,17 @@
 
 pub(crate) mod codec;
 pub(crate) mod connection;
+pub(crate) mod copy;
+pub(crate) mod hooks;
 pub(crate) mod listener;
 pub(crate) mod mysql;
 pub(crate) mod pool;
 pub(crate) mod postgres;
+pub(crate) mod reconnect;
 pub(crate) mod record;
 pub(crate) mod sql;
 pub(crate) mod sqlite;
+pub(crate) mod stats;
 
 use pyo3::prelude::*;
 

@@ -125,9 +125,10 @@ fn bind(params: &[Param]) -> Result<MySqlArguments> {
             Param::DateTime { micros } => args.add(datetime_text(*micros)),
             Param::Interval { days, micros } => args.add(interval_text(*days, *micros)),
             Param::Uuid(b) => args.add(uuid_text(b)),
-            Param::List(_) | Param::Unsupported { .. } => {
+            Param::List(_) | Param::Range { .. } | Param::Unsupported { .. } => {
                 let what = match p {
                     Param::List(_) => "list".to_owned(),
+                    Param::Range { .. } => "range".to_owned(),
                     Param::Unsupported { type_name, .. } => type_name.clone(),
                     _ => unreachable!(),
                 };
@@ -198,6 +199,13 @@ impl Session for MySqlConnection {
         self.is_ready()
     }
 
+    /// sqlx-mysql reads some replies (COM_STMT_PREPARE's) outside its
+    /// pending-reply queue, so a session cut off mid-command is never
+    /// trusted again.
+    fn clean_after_drop(&self) -> bool {
+        false
+    }
+
     async fn drain(&mut self) -> bool {
         matches!(
             tokio::time::timeout(super::postgres::DRAIN_TIMEOUT, self.drain_pending()).await,
@@ -206,11 +214,9 @@ impl Session for MySqlConnection {
     }
 
     /// `KILL QUERY` from a second session (what the mysql client does on
-    /// Ctrl-C), then read this one back; anything odd closes it.
+    /// Ctrl-C) so the server stops working for nobody; then the session is
+    /// closed (see `clean_after_drop`).
     async fn recover(&mut self, key: Option<Self::Key>) -> bool {
-        if self.is_ready() {
-            return true;
-        }
         if let Some((opts, id)) = key {
             let kill = async {
                 let mut c = opts.connect().await?;
@@ -224,7 +230,7 @@ impl Session for MySqlConnection {
                 log::debug!("KILL QUERY {id} failed: {e}");
             }
         }
-        self.drain().await
+        false
     }
 }
 
@@ -330,12 +336,8 @@ impl Dialect for MySql {
     /// INSERT/REPLACE ... VALUES (?, ...) becomes multi-row statements of
     /// up to 65,535 placeholders (aiomysql's rewrite, but bound); anything
     /// else runs once per argument set.
-    fn run_many<'c>(
-        conn: &'c mut MySqlConnection,
-        sql: &'c str,
-        batch: &'c [Vec<Param>],
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'c {
-        async move {
+    async fn run_many(conn: &mut MySqlConnection, sql: &str, batch: &[Vec<Param>]) -> Result<()> {
+        {
             let width = batch.first().map_or(0, Vec::len);
             match values_group(sql) {
                 Some((open, close)) if width > 0 && batch.iter().all(|r| r.len() == width) => {

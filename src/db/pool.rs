@@ -23,6 +23,7 @@ use super::postgres::{self, map_err, Shape};
 use super::sql::{open_conn, open_pool, Dialect, InitSql, SqlConn, SqlPool, SqlSettings};
 use super::sqlite;
 use crate::errors::{Error, Result};
+use crate::retry::{Retry, RetryPolicy};
 use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
 use futures::future::BoxFuture;
 use sqlx::mysql::MySql;
@@ -64,6 +65,8 @@ pub(crate) struct PoolInner {
     stats: Arc<Stats>,
     closed: AtomicBool,
     label: String,
+    /// `init` / `setup` callbacks (asyncpg's create_pool keywords).
+    hooks: Option<Arc<super::hooks::Hooks>>,
 }
 
 /// The DSN with its password replaced by `***`, for reprs and messages.
@@ -146,7 +149,11 @@ impl PoolInner {
             None => acquire.await,
         };
         self.stats.count_acquire(&got);
-        got.map_err(|e| map_err(e, None))
+        let c = got.map_err(|e| map_err(e, None))?;
+        match &self.hooks {
+            Some(hooks) => hooks.run(c, &self.settings).await,
+            None => Ok(c),
+        }
     }
 
     /// Runs `work` on a pooled connection under the timeout
@@ -664,6 +671,8 @@ struct SqlPoolArgs {
     lifetime: Option<Duration>,
     init: InitSql,
     label: String,
+    name: String,
+    retry: Option<RetryPolicy>,
 }
 
 fn sql_pool<'py, D: Dialect>(
@@ -689,11 +698,11 @@ where
             a.lifetime,
             a.init,
             a.label,
+            a.name,
+            a.retry,
         )
         .await?;
-        Ok(Pool {
-            kind: wrap(Arc::new(pool)),
-        })
+        Ok(Pool { kind: wrap(pool) })
     })
 }
 
@@ -717,19 +726,33 @@ where
     })
 }
 
+/// Refuses PostgreSQL-only keywords given for another backend.
+fn pg_only(func: &str, given: &[(&str, bool)]) -> Result<()> {
+    match given.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(Error::InvalidArgument(format!(
+            "{func}(): {name}= is only supported for PostgreSQL (use init_sql= for per-connection setup)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 struct ConnectArgs {
     opts: PgConnectOptions,
     settings: Arc<Settings>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn settings_of(
     func: &str,
     dsn: &str,
     command_timeout: Option<f64>,
     statement_cache_size: usize,
     json_as_text: bool,
+    server_settings: Option<&Bound<'_, PyDict>>,
+    ssl: Option<&Bound<'_, PyAny>>,
 ) -> Result<ConnectArgs> {
     let opts = pg_options(func, dsn, statement_cache_size)?;
+    let opts = super::hooks::session_options(func, opts, server_settings, ssl)?;
     let settings = Arc::new(Settings {
         opts: Arc::new(opts.clone()),
         json: if json_as_text {
@@ -749,7 +772,8 @@ fn settings_of(
 #[pyo3(signature = (
     dsn, *, min_size = 10, max_size = 10, command_timeout = None, acquire_timeout = None,
     max_inactive_connection_lifetime = 300.0, max_lifetime = None, statement_cache_size = 100,
-    timeout = 60.0, json_as_text = false, init_sql = None
+    timeout = 60.0, json_as_text = false, init = None, setup = None, server_settings = None,
+    ssl = None, max_queries = None, init_sql = None, name = None, retry = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn create_pool<'py>(
@@ -764,7 +788,14 @@ fn create_pool<'py>(
     statement_cache_size: usize,
     timeout: Option<f64>,
     json_as_text: bool,
+    init: Option<Bound<'py, PyAny>>,
+    setup: Option<Bound<'py, PyAny>>,
+    server_settings: Option<Bound<'py, PyDict>>,
+    ssl: Option<Bound<'py, PyAny>>,
+    max_queries: Option<u64>,
     init_sql: Option<Vec<String>>,
+    name: Option<String>,
+    retry: Option<&Bound<'py, Retry>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     if max_size == 0 {
         return Err(
@@ -777,9 +808,19 @@ fn create_pool<'py>(
         ))
         .into());
     }
-    let init: InitSql = Arc::new(init_sql.unwrap_or_default());
+    let init_sql: InitSql = Arc::new(init_sql.unwrap_or_default());
     let scheme = scheme_of("create_pool", dsn)?;
     if scheme != Scheme::Postgres {
+        pg_only(
+            "create_pool",
+            &[
+                ("init", init.is_some()),
+                ("setup", setup.is_some()),
+                ("server_settings", server_settings.is_some()),
+                ("ssl", ssl.is_some()),
+                ("max_queries", max_queries.is_some()),
+            ],
+        )?;
         let a = SqlPoolArgs {
             min_size,
             max_size,
@@ -790,8 +831,10 @@ fn create_pool<'py>(
                 v => secs("max_inactive_connection_lifetime", v)?,
             },
             lifetime: secs("max_lifetime", max_lifetime)?,
-            init,
+            init: init_sql,
             label: redact_dsn(dsn),
+            name: name.clone().unwrap_or_else(|| redact_dsn(dsn)),
+            retry: retry.map(|r| r.get().policy.clone()),
         };
         return match scheme {
             Scheme::MySql => {
@@ -812,7 +855,11 @@ fn create_pool<'py>(
         command_timeout,
         statement_cache_size,
         json_as_text,
+        server_settings.as_ref(),
+        ssl.as_ref(),
     )?;
+    let hooks = super::hooks::Hooks::new(py, init, setup)?;
+    let max_queries = max_queries.filter(|&n| n > 0);
     let acquire_timeout = secs("acquire_timeout", acquire_timeout)?;
     let idle = match max_inactive_connection_lifetime {
         Some(0.0) => None,
@@ -824,7 +871,7 @@ fn create_pool<'py>(
     let stats = Arc::new(Stats::default());
     future_into_py(py, async move {
         let counter = Arc::clone(&stats);
-        let options = PgPoolOptions::new()
+        let mut options = PgPoolOptions::new()
             .min_connections(min_size)
             .max_connections(max_size)
             // Acquire deadlines are ours (per call); sqlx's covers connecting.
@@ -835,7 +882,7 @@ fn create_pool<'py>(
             .after_connect(move |conn, _meta| {
                 conn.set_skip_idle_ping(true);
                 let c = Arc::clone(&counter);
-                let init = Arc::clone(&init);
+                let init = Arc::clone(&init_sql);
                 Box::pin(async move {
                     for sql in init.iter() {
                         sqlx::Executor::execute(
@@ -848,6 +895,14 @@ fn create_pool<'py>(
                     Ok(())
                 })
             });
+        if let Some(limit) = max_queries {
+            // asyncpg's max_queries: a connection that has run that many
+            // queries is closed when released, and replaced.
+            options = options.after_release(move |conn, _meta| {
+                let keep = conn.query_count() < limit;
+                Box::pin(async move { Ok(keep) })
+            });
+        }
         let pool = options
             .connect_with(opts)
             .await
@@ -862,6 +917,7 @@ fn create_pool<'py>(
                 stats,
                 closed: AtomicBool::new(false),
                 label,
+                hooks,
             })),
         })
     })
@@ -871,8 +927,9 @@ fn create_pool<'py>(
 #[pyfunction]
 #[pyo3(signature = (
     dsn, *, timeout = 60.0, command_timeout = None, statement_cache_size = 100,
-    json_as_text = false, init_sql = None
+    json_as_text = false, server_settings = None, ssl = None, init_sql = None
 ))]
+#[allow(clippy::too_many_arguments)]
 fn connect<'py>(
     py: Python<'py>,
     dsn: &str,
@@ -880,10 +937,22 @@ fn connect<'py>(
     command_timeout: Option<f64>,
     statement_cache_size: usize,
     json_as_text: bool,
+    server_settings: Option<Bound<'py, PyDict>>,
+    ssl: Option<Bound<'py, PyAny>>,
     init_sql: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     let init: InitSql = Arc::new(init_sql.unwrap_or_default());
-    match scheme_of("connect", dsn)? {
+    let scheme = scheme_of("connect", dsn)?;
+    if scheme != Scheme::Postgres {
+        pg_only(
+            "connect",
+            &[
+                ("server_settings", server_settings.is_some()),
+                ("ssl", ssl.is_some()),
+            ],
+        )?;
+    }
+    match scheme {
         Scheme::MySql => {
             let opts =
                 mysql::options("connect", dsn)?.statement_cache_capacity(statement_cache_size);
@@ -904,6 +973,8 @@ fn connect<'py>(
         command_timeout,
         statement_cache_size,
         json_as_text,
+        server_settings.as_ref(),
+        ssl.as_ref(),
     )?;
     let timeout = secs("timeout", timeout)?;
     future_into_py(py, async move {

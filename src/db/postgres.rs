@@ -14,14 +14,14 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow,
-    PgSeverity, PgTypeInfo,
+    PgSeverity, PgTypeInfo, PgTypeKind,
 };
-use sqlx::{Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row, TypeInfo};
+use sqlx::{Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::codec::from_python::{encode, Param};
+use super::codec::from_python::{encode_wire, Param, Wire};
 use super::codec::oid;
-use super::codec::to_python::{decode, JsonMode};
+use super::codec::to_python::{decode, decode_with, Dec, JsonMode};
 use super::record::{Record, RecordDesc};
 use crate::errors::{Error, Result};
 
@@ -191,7 +191,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Encodes `params` as the types the server inferred for the statement.
-fn bind(types: &[u32], params: &[Param]) -> Result<PgArguments> {
+fn bind(types: &[(u32, Wire)], params: &[Param]) -> Result<PgArguments> {
     if types.len() != params.len() {
         return Err(Error::Interface(format!(
             "the server expects {} argument{} for this query, {} {} passed",
@@ -202,12 +202,12 @@ fn bind(types: &[u32], params: &[Param]) -> Result<PgArguments> {
         )));
     }
     let mut args = PgArguments::default();
-    for (i, (p, &ty)) in params.iter().zip(types).enumerate() {
+    for (i, (p, &(ty, wire))) in params.iter().zip(types).enumerate() {
         let bytes = match p {
             Param::Null => None,
             p => {
                 let mut buf = Vec::new();
-                encode(p, ty, &mut buf).map_err(|why| {
+                encode_wire(p, wire, &mut buf).map_err(|why| {
                     Error::Data(format!(
                         "invalid input for query argument ${}: {} ({why})",
                         i + 1,
@@ -223,16 +223,86 @@ fn bind(types: &[u32], params: &[Param]) -> Result<PgArguments> {
     Ok(args)
 }
 
-/// Prepares `sql` (cached per connection by sqlx) and returns its parameter types.
+/// Prepares `sql` (cached per connection by sqlx) and returns its parameter
+/// type OIDs.
 pub(crate) async fn param_types(conn: &mut PgConnection, sql: &str) -> Result<Vec<u32>> {
+    Ok(param_wires(conn, sql)
+        .await?
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect())
+}
+
+/// Each parameter's type OID and how a value of it is sent.
+async fn param_wires(conn: &mut PgConnection, sql: &str) -> Result<Vec<(u32, Wire)>> {
     let types = conn
         .parameter_types(sql)
         .await
         .map_err(|e| map_err(e, Some(sql)))?;
     Ok(types
         .iter()
-        .map(|t| t.oid().map(|o| o.0).unwrap_or(oid::TEXT))
+        .map(|t| (t.oid().map(|o| o.0).unwrap_or(oid::TEXT), wire_of(t)))
         .collect())
+}
+
+/// How a value of type `t` is sent: a domain as its base type, an array of
+/// a user-defined type element by element.
+pub(crate) fn wire_of(t: &PgTypeInfo) -> Wire {
+    let ty = t.oid().map(|o| o.0).unwrap_or(oid::TEXT);
+    if oid::is_native(ty) {
+        return Wire::As(ty);
+    }
+    match t.kind() {
+        PgTypeKind::Array(elem) => match wire_of(elem) {
+            Wire::As(e) => Wire::ArrayOf {
+                header: elem.oid().map(|o| o.0).unwrap_or(e),
+                elem: e,
+            },
+            nested => nested,
+        },
+        _ => Wire::As(wire_oid(t)),
+    }
+}
+
+/// The type whose binary format a value of `t` has on the wire: a domain's
+/// base type (the server checks the domain's constraints), else `t` itself.
+pub(crate) fn wire_oid(t: &PgTypeInfo) -> u32 {
+    let ty = t.oid().map(|o| o.0).unwrap_or(oid::TEXT);
+    if oid::is_native(ty) {
+        return ty;
+    }
+    match t.kind() {
+        PgTypeKind::Domain(base) => wire_oid(base),
+        _ => ty,
+    }
+}
+
+/// asyncpg's InvalidCachedStatementError: a cached statement whose result
+/// type changed under it (ALTER TABLE, a column type change).
+fn is_stale_statement(e: &Error) -> bool {
+    match e {
+        Error::Postgres(info) => {
+            info.sqlstate() == "0A000" && info.message == "cached plan must not change result type"
+        }
+        _ => false,
+    }
+}
+
+/// After a stale cached statement failed: forget every cached statement
+/// (others may be stale too), as asyncpg does, and say whether the query
+/// may simply run again: outside a transaction block it is, inside one the
+/// transaction is already aborted and the error goes to the caller.
+async fn forget_stale_statements(conn: &mut PgConnection, e: &Error) -> bool {
+    if !is_stale_statement(e) {
+        return false;
+    }
+    if sqlx::Connection::clear_cached_statements(conn)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    !conn.in_transaction_block()
 }
 
 // ---------------------------------------------------------------- queries --
@@ -282,23 +352,50 @@ pub(crate) async fn run_query(
             }
         }
     } else {
-        let types = param_types(conn, sql).await?;
-        let args = bind(&types, params)?;
-        let query = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args).persistent(persistent);
-        let mut stream = conn.fetch_many(query);
-        while let Some(item) = stream.try_next().await.map_err(|e| map_err(e, Some(sql)))? {
-            match item {
-                Either::Left(done) => status = done.command_tag().to_owned(),
-                Either::Right(row) => rows.push(row),
+        let mut retried = false;
+        loop {
+            match run_prepared(conn, sql, params, persistent, &mut rows).await {
+                Ok(tag) => {
+                    status = tag;
+                    break;
+                }
+                Err(e) if !retried && forget_stale_statements(conn, &e).await => {
+                    retried = true;
+                    rows.clear();
+                }
+                Err(e) => return Err(e),
             }
         }
     }
+    conn.count_query();
     Ok(QueryOutput {
         rows,
         status,
         shape,
         json,
     })
+}
+
+/// Prepare (cached), bind, execute; rows into `rows`; returns the status.
+async fn run_prepared(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[Param],
+    persistent: bool,
+    rows: &mut Vec<PgRow>,
+) -> Result<String> {
+    let types = param_wires(conn, sql).await?;
+    let args = bind(&types, params)?;
+    let query = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args).persistent(persistent);
+    let mut status = String::new();
+    let mut stream = conn.fetch_many(query);
+    while let Some(item) = stream.try_next().await.map_err(|e| map_err(e, Some(sql)))? {
+        match item {
+            Either::Left(done) => status = done.command_tag().to_owned(),
+            Either::Right(row) => rows.push(row),
+        }
+    }
+    Ok(status)
 }
 
 /// `executemany`: one prepare, then every argument set pipelined before a
@@ -311,38 +408,43 @@ pub(crate) async fn run_many(
     if batch.is_empty() {
         return Ok(());
     }
-    let types = param_types(conn, sql).await?;
-    let args = batch
-        .iter()
-        .map(|params| bind(&types, params))
-        .collect::<Result<Vec<_>>>()?;
-    conn.execute_pipelined(sql, args)
-        .await
-        .map_err(|e| map_err(e, Some(sql)))?;
+    let mut retried = false;
+    loop {
+        let types = param_wires(conn, sql).await?;
+        let args = batch
+            .iter()
+            .map(|params| bind(&types, params))
+            .collect::<Result<Vec<_>>>()?;
+        match conn.execute_pipelined(sql, args).await {
+            Ok(_) => break,
+            Err(e) => {
+                let e = map_err(e, Some(sql));
+                if retried || !forget_stale_statements(conn, &e).await {
+                    return Err(e);
+                }
+                retried = true;
+            }
+        }
+    }
+    conn.count_query();
     Ok(())
 }
 
-fn record_desc(py: Python<'_>, row: &PgRow) -> PyResult<(Arc<RecordDesc>, Vec<u32>)> {
+fn record_desc(py: Python<'_>, row: &PgRow) -> PyResult<(Arc<RecordDesc>, Vec<Dec>)> {
     let cols = row.columns();
     let names: Vec<&str> = cols.iter().map(|c| c.name()).collect();
-    let types = cols
+    let decs = cols
         .iter()
-        .map(|c| {
-            c.type_info().oid().map(|o| o.0).unwrap_or_else(|| {
-                // Named-only type infos only come from our own parameters.
-                let _ = c.type_info().name();
-                oid::TEXT
-            })
-        })
-        .collect();
-    Ok((RecordDesc::new(py, &names)?, types))
+        .map(|c| Dec::of(py, c.type_info()))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((RecordDesc::new(py, &names)?, decs))
 }
 
 fn decode_value<'py>(
     py: Python<'py>,
     row: &PgRow,
     i: usize,
-    ty: u32,
+    dec: &Dec,
     json: JsonMode,
 ) -> PyResult<Bound<'py, PyAny>> {
     use sqlx::ValueRef;
@@ -355,20 +457,23 @@ fn decode_value<'py>(
     let bytes = raw
         .as_bytes()
         .map_err(|e| PyErr::from(Error::Interface(e.to_string())))?;
-    decode(py, ty, bytes, json)
+    match dec {
+        Dec::Oid(ty) => decode(py, *ty, bytes, json),
+        dec => decode_with(py, dec, bytes, json),
+    }
 }
 
 fn make_record(
     py: Python<'_>,
     desc: &Arc<RecordDesc>,
-    types: &[u32],
+    decs: &[Dec],
     row: &PgRow,
     json: JsonMode,
 ) -> PyResult<Py<PyAny>> {
-    let values = types
+    let values = decs
         .iter()
         .enumerate()
-        .map(|(i, &ty)| decode_value(py, row, i, ty, json).map(Bound::unbind))
+        .map(|(i, dec)| decode_value(py, row, i, dec, json).map(Bound::unbind))
         .collect::<PyResult<Vec<_>>>()?;
     Record {
         desc: Arc::clone(desc),
@@ -417,12 +522,8 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
                             plural(n)
                         )));
                     }
-                    let ty = row.columns()[col]
-                        .type_info()
-                        .oid()
-                        .map(|o| o.0)
-                        .unwrap_or(oid::TEXT);
-                    decode_value(py, row, col, ty, json)
+                    let dec = Dec::of(py, row.columns()[col].type_info())?;
+                    decode_value(py, row, col, &dec, json)
                 }
             },
         }
@@ -546,9 +647,9 @@ pub(crate) async fn copy_records(
         .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(probe.clone())))
         .await
         .map_err(|e| map_err(e, Some(&probe)))?;
-    let types: Vec<u32> = sqlx::Statement::columns(&stmt)
+    let types: Vec<Wire> = sqlx::Statement::columns(&stmt)
         .iter()
-        .map(|c| c.type_info().oid().map(|o| o.0).unwrap_or(oid::TEXT))
+        .map(|c| wire_of(c.type_info()))
         .collect();
     let names: Vec<String> = sqlx::Statement::columns(&stmt)
         .iter()
@@ -567,14 +668,14 @@ pub(crate) async fn copy_records(
             )));
         }
         data.extend_from_slice(&(types.len() as i16).to_be_bytes());
-        for (i, (p, &ty)) in row.iter().zip(&types).enumerate() {
+        for (i, (p, &wire)) in row.iter().zip(&types).enumerate() {
             if let Param::Null = p {
                 data.extend_from_slice(&(-1i32).to_be_bytes());
                 continue;
             }
             let at = data.len();
             data.extend_from_slice(&0i32.to_be_bytes());
-            encode(p, ty, &mut data).map_err(|why| {
+            encode_wire(p, wire, &mut data).map_err(|why| {
                 Error::Data(format!(
                     "invalid input for column {} of record {row_no}: {} ({why})",
                     names[i],
@@ -590,19 +691,169 @@ pub(crate) async fn copy_records(
         "COPY {target} ({}) FROM STDIN (FORMAT binary)",
         names.join(", ")
     );
-    let mut copy = conn
-        .copy_in_raw(&copy_sql)
-        .await
-        .map_err(|e| map_err(e, Some(&copy_sql)))?;
-    // Sent in chunks: sqlx frames each send as one CopyData message.
-    for chunk in data.chunks(1 << 20) {
-        copy.send(chunk)
-            .await
-            .map_err(|e| map_err(e, Some(&copy_sql)))?;
+    copy_in(conn, &copy_sql, &[&data]).await
+}
+
+/// `COPY ... FROM STDIN` with `chunks` as the data; returns the status
+/// string ('COPY 3').
+pub(crate) async fn copy_in(
+    conn: &mut PgConnection,
+    copy_sql: &str,
+    chunks: &[&[u8]],
+) -> Result<String> {
+    let err = |e| map_err(e, Some(copy_sql));
+    conn.copy_in_start(copy_sql).await.map_err(err)?;
+    for chunk in chunks {
+        // Sent in pieces: each becomes one CopyData message.
+        for piece in chunk.chunks(1 << 20) {
+            conn.copy_in_send(piece).await.map_err(err)?;
+        }
     }
-    let n = copy
-        .finish()
+    let tag = conn.copy_in_finish().await.map_err(err)?;
+    conn.count_query();
+    Ok(tag)
+}
+
+/// Where `COPY ... TO STDOUT` data goes.
+pub(crate) enum CopySink {
+    /// A file, written from tokio.
+    Path(String),
+    /// Collected and handed to Python.
+    Memory(Vec<u8>),
+}
+
+/// `COPY ... TO STDOUT` into `sink`; returns the status string ('COPY 3').
+pub(crate) async fn copy_out(
+    conn: &mut PgConnection,
+    copy_sql: &str,
+    sink: &mut CopySink,
+) -> Result<String> {
+    let err = |e| map_err(e, Some(copy_sql));
+    let mut file = match sink {
+        CopySink::Path(p) => Some(tokio::io::BufWriter::new(
+            tokio::fs::File::create(p.as_str()).await?,
+        )),
+        CopySink::Memory(_) => None,
+    };
+    conn.copy_out_start(copy_sql).await.map_err(err)?;
+    let tag = loop {
+        match conn.copy_out_next().await.map_err(err)? {
+            Ok(data) => match (&mut file, &mut *sink) {
+                (Some(f), _) => f.write_all(&data).await?,
+                (None, CopySink::Memory(buf)) => buf.extend_from_slice(&data),
+                (None, CopySink::Path(_)) => {}
+            },
+            Err(tag) => break tag,
+        }
+    };
+    if let Some(mut f) = file {
+        f.flush().await?;
+    }
+    conn.count_query();
+    Ok(tag)
+}
+
+/// `query` with `$n` replaced by the arguments as SQL literals, for
+/// statements that take no parameters (COPY), as asyncpg does: the server
+/// infers the argument types, then quotes each value as a literal of its type.
+pub(crate) async fn mogrify(
+    conn: &mut PgConnection,
+    query: &str,
+    params: &[Param],
+) -> Result<String> {
+    if params.is_empty() {
+        return Ok(query.to_owned());
+    }
+    let types = param_wires(conn, query).await?;
+    let args = bind(&types, params)?;
+    let select = format!(
+        "SELECT {}",
+        (1..=types.len())
+            .map(|i| format!("quote_nullable(${i}::text)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let row = sqlx::query_with(AssertSqlSafe(select.clone()), args)
+        .persistent(false)
+        .fetch_one(&mut *conn)
         .await
-        .map_err(|e| map_err(e, Some(&copy_sql)))?;
-    Ok(format!("COPY {n}"))
+        .map_err(|e| map_err(e, Some(&select)))?;
+    let literals = (0..types.len())
+        .map(|i| row.try_get::<String, _>(i))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| map_err(e, None))?;
+    Ok(substitute_params(query, &literals))
+}
+
+/// Replaces `$n` outside quoted strings and identifiers with `values[n-1]`.
+fn substitute_params(query: &str, values: &[String]) -> String {
+    let bytes = query.as_bytes();
+    let mut out =
+        String::with_capacity(query.len() + values.iter().map(String::len).sum::<usize>());
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    let mut last = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'$'
+                && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
+            {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let n: Option<usize> = query[i + 1..i + 1 + digits].parse().ok();
+                if let Some(v) = n.and_then(|n| n.checked_sub(1)).and_then(|n| values.get(n)) {
+                    out.push_str(&query[last..i]);
+                    out.push_str(v);
+                    i += 1 + digits;
+                    last = i;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    out.push_str(&query[last..]);
+    out
+}
+
+/// asyncpg's reset query, run when a connection handed out by
+/// `Pool.acquire()` goes back: roll back an open transaction, release
+/// advisory locks, close cursors, stop listening, and reset every `SET` to
+/// the connection's defaults (the server settings it was opened with stay).
+/// `false` means the connection is unusable and must be closed.
+pub(crate) async fn reset_session(conn: &mut PgConnection) -> bool {
+    const RESET: &str = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;";
+    let sql = if conn.in_transaction_block() {
+        "ROLLBACK;\nSELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;"
+    } else {
+        RESET
+    };
+    let run = async {
+        let mut stream = conn.fetch_many(sqlx::raw_sql(AssertSqlSafe(sql)));
+        while stream.try_next().await?.is_some() {}
+        Ok::<_, sqlx::Error>(())
+    };
+    matches!(tokio::time::timeout(DRAIN_TIMEOUT, run).await, Ok(Ok(())))
+        && conn.is_ready_for_query()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute_params;
+
+    #[test]
+    fn params_are_replaced_outside_quotes() {
+        let v = vec!["'a''b'".to_owned(), "42".to_owned()];
+        assert_eq!(
+            substitute_params("SELECT $1, '$2', \"$1\", x$1, $2, $12, $3", &v),
+            "SELECT 'a''b', '$2', \"$1\", x$1, 42, $12, $3"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -16,15 +16,19 @@ use sqlx::{Column as _, ConnectOptions, Connection as _, Database, Row as _};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::codec::from_python::Param;
-use super::connection::{Busy, Conn, ConnState, Session};
+use super::connection::{Busy, Conn, ConnState, Reset, Session};
 use super::pool::Stats;
 use super::postgres::Shape;
+use super::reconnect::Attempts;
 use super::record::{Record, RecordDesc};
+use super::stats::{self, PoolMetrics, PoolView};
 use crate::errors::{Error, Result};
+use crate::metrics::GaugeSource;
+use crate::retry::RetryPolicy;
 use crate::runtime::check_fork;
 
 /// What a backend provides to the shared pool and connection code.
-pub(crate) trait Dialect: Database + Sized
+pub(crate) trait Dialect: Database + Reset + Sized
 where
     Self::Connection: Session,
 {
@@ -225,6 +229,34 @@ where
     pub(crate) stats: Arc<Stats>,
     pub(crate) closed: AtomicBool,
     pub(crate) label: String,
+    pub(crate) metrics: PoolMetrics,
+    gauges: OnceLock<Arc<dyn GaugeSource>>,
+    retry: Option<RetryPolicy>,
+}
+
+impl<D: Dialect> PoolView for SqlPool<D>
+where
+    D::Connection: Session,
+{
+    fn size(&self) -> u32 {
+        self.pool.size()
+    }
+
+    fn idle(&self) -> usize {
+        self.pool.num_idle()
+    }
+
+    fn max_size(&self) -> u32 {
+        self.max_size
+    }
+
+    fn counters(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn metrics(&self) -> &PoolMetrics {
+        &self.metrics
+    }
 }
 
 /// The statements `init_sql` runs on every new connection.
@@ -253,7 +285,9 @@ pub(crate) async fn open_pool<D: Dialect>(
     lifetime: Option<Duration>,
     init: InitSql,
     label: String,
-) -> Result<SqlPool<D>>
+    name: String,
+    retry: Option<RetryPolicy>,
+) -> Result<Arc<SqlPool<D>>>
 where
     D::Connection: Session,
 {
@@ -281,7 +315,7 @@ where
         .connect_with(opts)
         .await
         .map_err(D::map_err)?;
-    Ok(SqlPool {
+    let pool = Arc::new(SqlPool {
         pool,
         settings,
         min_size,
@@ -290,7 +324,12 @@ where
         stats,
         closed: AtomicBool::new(false),
         label,
-    })
+        metrics: PoolMetrics::new(name, <D as Dialect>::NAME),
+        gauges: OnceLock::new(),
+        retry,
+    });
+    let _ = pool.gauges.set(stats::register(&pool));
+    Ok(pool)
 }
 
 /// Opens one standalone connection.
@@ -379,8 +418,19 @@ where
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<SqlOutput<D>> {
-        self.pooled(timeout, async |c| D::run(c, &sql, &params, shape).await)
-            .await
+        let run = async {
+            let mut attempts = Attempts::new(self.retry.as_ref());
+            loop {
+                let out = self
+                    .pooled(timeout, async |c| D::run(c, &sql, &params, shape).await)
+                    .await;
+                match out {
+                    Err(e) if attempts.again(&e).await => continue,
+                    out => return out,
+                }
+            }
+        };
+        self.metrics.timed(&sql, run).await
     }
 
     pub(crate) async fn query_many(
@@ -389,8 +439,36 @@ where
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.pooled(timeout, async |c| D::run_many(c, &sql, &batch).await)
-            .await
+        let run = async {
+            let mut attempts = Attempts::new(self.retry.as_ref());
+            loop {
+                let out = self
+                    .pooled(timeout, async |c| D::run_many(c, &sql, &batch).await)
+                    .await;
+                match out {
+                    Err(e) if attempts.again(&e).await => continue,
+                    out => return out,
+                }
+            }
+        };
+        self.metrics.timed(&sql, run).await
+    }
+}
+
+impl Reset for sqlx::mysql::MySql {
+    async fn give_back_dropped(c: PoolConnection<Self>) {
+        if c.is_ready() {
+            give_back::<Self>(c).await;
+        } else {
+            let mut c = c;
+            c.close_on_drop();
+        }
+    }
+}
+
+impl Reset for sqlx::sqlite::Sqlite {
+    async fn give_back_dropped(c: PoolConnection<Self>) {
+        give_back::<Self>(c).await;
     }
 }
 
@@ -400,14 +478,13 @@ async fn give_back<D: Dialect>(mut conn: PoolConnection<D>)
 where
     D::Connection: Session,
 {
-    if D::in_transaction(&mut conn).await {
-        if D::run(&mut conn, "ROLLBACK", &[], Shape::Status)
+    if D::in_transaction(&mut conn).await
+        && D::run(&mut conn, "ROLLBACK", &[], Shape::Status)
             .await
             .is_err()
-        {
-            conn.close_on_drop();
-            return;
-        }
+    {
+        conn.close_on_drop();
+        return;
     }
     conn.return_to_pool().await;
 }
@@ -482,8 +559,11 @@ where
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<SqlOutput<D>> {
-        self.locked(timeout, async |c| D::run(c, &sql, &params, shape).await)
-            .await
+        let run = self.locked(timeout, async |c| D::run(c, &sql, &params, shape).await);
+        match &self.pool {
+            Some(pool) => pool.metrics.timed(&sql, run).await,
+            None => run.await,
+        }
     }
 
     pub(crate) async fn query_many(
@@ -492,8 +572,11 @@ where
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.locked(timeout, async |c| D::run_many(c, &sql, &batch).await)
-            .await
+        let run = self.locked(timeout, async |c| D::run_many(c, &sql, &batch).await);
+        match &self.pool {
+            Some(pool) => pool.metrics.timed(&sql, run).await,
+            None => run.await,
+        }
     }
 
     /// Whether the session is in a transaction (false while a query runs).

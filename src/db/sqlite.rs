@@ -100,6 +100,7 @@ fn bind(params: &[Param]) -> Result<SqliteArguments> {
             Param::BigInt(_)
             | Param::Interval { .. }
             | Param::List(_)
+            | Param::Range { .. }
             | Param::Unsupported { .. } => {
                 let why = match p {
                     Param::BigInt(_) => "too large for SQLite's 64-bit integers".to_owned(),
@@ -107,6 +108,7 @@ fn bind(params: &[Param]) -> Result<SqliteArguments> {
                         format!("type '{type_name}' is not supported")
                     }
                     Param::List(_) => "a list is not a SQL value".to_owned(),
+                    Param::Range { .. } => "ranges are PostgreSQL only".to_owned(),
                     _ => "a timedelta has no SQLite form".to_owned(),
                 };
                 return Err(Error::Bind(format!(
@@ -198,12 +200,8 @@ impl Dialect for Sqlite {
 
     /// Every argument set through one prepared statement, inside one
     /// transaction when none is open (atomic, and one commit instead of N).
-    fn run_many<'c>(
-        conn: &'c mut SqliteConnection,
-        sql: &'c str,
-        batch: &'c [Vec<Param>],
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'c {
-        async move {
+    async fn run_many(conn: &mut SqliteConnection, sql: &str, batch: &[Vec<Param>]) -> Result<()> {
+        {
             let own = !Self::in_transaction(conn).await;
             if own {
                 conn.execute("BEGIN IMMEDIATE").await.map_err(map_err)?;
@@ -232,10 +230,8 @@ impl Dialect for Sqlite {
         }
     }
 
-    fn in_transaction(
-        conn: &mut SqliteConnection,
-    ) -> impl std::future::Future<Output = bool> + Send + '_ {
-        async move {
+    async fn in_transaction(conn: &mut SqliteConnection) -> bool {
+        {
             match conn.lock_handle().await {
                 // SAFETY: the handle is locked for us; sqlite3_get_autocommit
                 // only reads the connection's flag.

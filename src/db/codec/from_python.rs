@@ -41,6 +41,14 @@ pub(crate) enum Param {
     List(Vec<Param>),
     /// A dict, already serialized with `json.dumps`.
     Json(String),
+    /// A range (`fastio.pg.Range` or asyncpg's); `None` bounds are infinite.
+    Range {
+        lower: Option<Box<Param>>,
+        upper: Option<Box<Param>>,
+        lower_inc: bool,
+        upper_inc: bool,
+        empty: bool,
+    },
     /// Something we cannot send; kept for the error message.
     Unsupported {
         repr: String,
@@ -65,6 +73,19 @@ pub(crate) fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 pub(crate) fn uuid_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     static T: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     import(py, &T, "uuid", "UUID")
+}
+
+fn range_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static T: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    import(py, &T, "fastio._types", "Range")
+}
+
+/// `fastio.pg.Range`, or a Range of asyncpg's (same attributes).
+fn is_range(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if obj.is_instance(range_type(obj.py())?)? {
+        return Ok(true);
+    }
+    Ok(obj.get_type().name()?.to_str()? == "Range" && obj.hasattr("isempty")?)
 }
 
 fn json_dumps(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
@@ -205,6 +226,23 @@ impl Param {
         if let Ok(b) = obj.cast::<PyByteArray>() {
             return Ok(Param::Bytes(b.to_vec()));
         }
+        if is_range(obj)? {
+            let bound = |name: &str| -> PyResult<Option<Box<Param>>> {
+                let v = obj.getattr(name)?;
+                Ok(if v.is_none() {
+                    None
+                } else {
+                    Some(Box::new(Param::from_py(&v)?))
+                })
+            };
+            return Ok(Param::Range {
+                lower: bound("lower")?,
+                upper: bound("upper")?,
+                lower_inc: obj.getattr("lower_inc")?.is_truthy()?,
+                upper_inc: obj.getattr("upper_inc")?.is_truthy()?,
+                empty: obj.getattr("isempty")?.is_truthy()?,
+            });
+        }
         if let Ok(b) = obj.extract::<Vec<u8>>() {
             if !obj.is_instance_of::<PyString>() {
                 return Ok(Param::Bytes(b));
@@ -235,6 +273,7 @@ impl Param {
                 let inner: Vec<String> = v.iter().map(Param::repr).collect();
                 format!("[{}]", inner.join(", "))
             }
+            Param::Range { .. } => "Range".into(),
             Param::Unsupported { repr, .. } => repr.clone(),
         }
     }
@@ -255,6 +294,7 @@ impl Param {
             Param::Uuid(_) => "UUID",
             Param::List(_) => "list",
             Param::Json(_) => "dict",
+            Param::Range { .. } => "Range",
             Param::Unsupported { type_name, .. } => type_name,
         }
     }
@@ -394,6 +434,59 @@ pub(crate) fn encode(p: &Param, ty: u32, buf: &mut Vec<u8>) -> Result<(), String
         (t, Param::List(items)) if oid::array_element(t).is_some() => {
             encode_array(items, oid::array_element(t).unwrap_or(TEXT), buf)?
         }
+        (
+            t,
+            Param::Range {
+                lower,
+                upper,
+                lower_inc,
+                upper_inc,
+                empty,
+            },
+        ) if oid::range_element(t).is_some() => encode_range(
+            oid::range_element(t).unwrap_or(TEXT),
+            lower.as_deref(),
+            upper.as_deref(),
+            *lower_inc,
+            *upper_inc,
+            *empty,
+            buf,
+        )?,
+        // asyncpg also takes a (lower, upper) pair: '[lower, upper)'.
+        (t, Param::List(items)) if oid::range_element(t).is_some() && items.len() == 2 => {
+            let bound = |p: &Param| match p {
+                Param::Null => None,
+                p => Some(p.clone()),
+            };
+            let (lower, upper) = (bound(&items[0]), bound(&items[1]));
+            encode_range(
+                oid::range_element(t).unwrap_or(TEXT),
+                lower.as_ref(),
+                upper.as_ref(),
+                true,
+                false,
+                false,
+                buf,
+            )?
+        }
+        (t, _) if oid::range_element(t).is_some() => {
+            return Err(expected("a Range or a (lower, upper) pair", p))
+        }
+        (MONEY, Param::Str(s) | Param::Decimal(s) | Param::BigInt(s)) => {
+            buf.extend_from_slice(&parse_money(s)?.to_be_bytes())
+        }
+        (MONEY, Param::Int(i)) => {
+            let cents = i.checked_mul(100).ok_or("money out of range")?;
+            buf.extend_from_slice(&cents.to_be_bytes())
+        }
+        (MONEY, Param::Float(f)) => {
+            let cents = (f * 100.0).round();
+            if !cents.is_finite() || cents.abs() > i64::MAX as f64 {
+                return Err("money out of range".into());
+            }
+            buf.extend_from_slice(&(cents as i64).to_be_bytes())
+        }
+        (MONEY, _) => return Err(expected("a str, Decimal or int", p)),
         // Types without a native encoder (enums, domains over text, ...):
         // their binary input is their text form for enums; others fail on
         // the server with a clear error.
@@ -415,6 +508,82 @@ pub(crate) fn encode(p: &Param, ty: u32, buf: &mut Vec<u8>) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Range binary format: flags, then each finite bound as length + value.
+fn encode_range(
+    elem: u32,
+    lower: Option<&Param>,
+    upper: Option<&Param>,
+    lower_inc: bool,
+    upper_inc: bool,
+    empty: bool,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    use super::to_python::range_flags::*;
+    if empty {
+        buf.push(EMPTY);
+        return Ok(());
+    }
+    let mut flags = 0;
+    match lower {
+        None => flags |= LB_INF,
+        Some(_) if lower_inc => flags |= LB_INC,
+        Some(_) => {}
+    }
+    match upper {
+        None => flags |= UB_INF,
+        Some(_) if upper_inc => flags |= UB_INC,
+        Some(_) => {}
+    }
+    buf.push(flags);
+    for b in [lower, upper].into_iter().flatten() {
+        let at = buf.len();
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        encode(b, elem, buf).map_err(|why| format!("range bound {}: {why}", b.repr()))?;
+        let len = (buf.len() - at - 4) as i32;
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// Money text (`'$1,234.56'`, `'-12.5'`, `'(3.00)'`) or a Decimal string as cents.
+fn parse_money(s: &str) -> Result<i64, String> {
+    let bad = || format!("invalid input for type money: {}", py_str_repr(s));
+    let t = s.trim();
+    let (neg, t) = if let Some(inner) = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+        (true, inner)
+    } else if let Some(rest) = t.strip_prefix('-') {
+        (true, rest)
+    } else {
+        (false, t)
+    };
+    let digits: String = t
+        .chars()
+        .filter(|c| !matches!(c, '$' | ',' | ' '))
+        .collect();
+    let (units, frac) = digits.split_once('.').unwrap_or((&digits, ""));
+    if units.is_empty() && frac.is_empty()
+        || !units.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let units: i64 = if units.is_empty() {
+        0
+    } else {
+        units.parse().map_err(|_| bad())?
+    };
+    let mut frac_digits = frac.bytes().map(|b| (b - b'0') as i64);
+    let tenths = frac_digits.next().unwrap_or(0);
+    let hundredths = frac_digits.next().unwrap_or(0);
+    // Rounded half up on the third decimal, as money_in does.
+    let round = i64::from(frac_digits.next().unwrap_or(0) >= 5);
+    let cents = units
+        .checked_mul(100)
+        .and_then(|c| c.checked_add(tenths * 10 + hundredths + round))
+        .ok_or_else(|| "money out of range".to_owned())?;
+    Ok(if neg { -cents } else { cents })
 }
 
 fn is_known(ty: u32) -> bool {
@@ -628,7 +797,37 @@ fn array_dims(items: &[Param], dims: &mut Vec<i32>) {
     }
 }
 
+/// How a parameter of some type is sent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wire {
+    /// In the binary format of this built-in type (a domain's base type).
+    As(u32),
+    /// An array of a user-defined type (domain, enum): the element type's
+    /// OID in the header, each element in the format of `elem`.
+    ArrayOf { header: u32, elem: u32 },
+}
+
+/// Encodes `p` (not NULL) as `wire` says.
+pub(crate) fn encode_wire(p: &Param, wire: Wire, buf: &mut Vec<u8>) -> Result<(), String> {
+    match (wire, p) {
+        (Wire::As(ty), p) => encode(p, ty, buf),
+        (Wire::ArrayOf { header, elem }, Param::List(items)) => {
+            encode_array_as(items, header, elem, buf)
+        }
+        (Wire::ArrayOf { .. }, p) => Err(expected("a list or tuple", p)),
+    }
+}
+
 fn encode_array(items: &[Param], elem: u32, buf: &mut Vec<u8>) -> Result<(), String> {
+    encode_array_as(items, elem, elem, buf)
+}
+
+fn encode_array_as(
+    items: &[Param],
+    header: u32,
+    elem: u32,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
     let mut dims = Vec::new();
     array_dims(items, &mut dims);
     if items.is_empty() {
@@ -637,7 +836,7 @@ fn encode_array(items: &[Param], elem: u32, buf: &mut Vec<u8>) -> Result<(), Str
     let start = buf.len();
     buf.extend_from_slice(&(dims.len() as i32).to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes()); // has-null flag, patched below
-    buf.extend_from_slice(&elem.to_be_bytes());
+    buf.extend_from_slice(&header.to_be_bytes());
     for d in &dims {
         buf.extend_from_slice(&d.to_be_bytes());
         buf.extend_from_slice(&1i32.to_be_bytes());
@@ -749,6 +948,17 @@ mod tests {
         assert_eq!(words(&numeric("0")), vec![0, 0, 0, 0]);
         assert_eq!(words(&numeric("0.00")), vec![0, 0, 0, 2]);
         assert_eq!(words(&numeric("1.5E-7")), vec![1, -2, 0, 8, 15]);
+    }
+
+    #[test]
+    fn money_parses_its_text_forms() {
+        assert_eq!(parse_money("$1,234.56"), Ok(123_456));
+        assert_eq!(parse_money("-$0.05"), Ok(-5));
+        assert_eq!(parse_money("(3.00)"), Ok(-300));
+        assert_eq!(parse_money("12.345"), Ok(1235));
+        assert_eq!(parse_money("7"), Ok(700));
+        assert!(parse_money("abc").is_err());
+        assert!(parse_money("").is_err());
     }
 
     #[test]

@@ -41,6 +41,66 @@ pub(crate) mod oid {
     pub const INET: u32 = 869;
     pub const MACADDR: u32 = 829;
     pub const TIMETZ: u32 = 1266;
+    pub const MONEY: u32 = 790;
+    /// The anonymous `record` type (`SELECT ROW(1, 'a')`).
+    pub const RECORD: u32 = 2249;
+    pub const INT4RANGE: u32 = 3904;
+    pub const NUMRANGE: u32 = 3906;
+    pub const TSRANGE: u32 = 3908;
+    pub const TSTZRANGE: u32 = 3910;
+    pub const DATERANGE: u32 = 3912;
+    pub const INT8RANGE: u32 = 3926;
+
+    /// Element type of a built-in range type.
+    pub fn range_element(range: u32) -> Option<u32> {
+        Some(match range {
+            INT4RANGE => INT4,
+            NUMRANGE => NUMERIC,
+            TSRANGE => TIMESTAMP,
+            TSTZRANGE => TIMESTAMPTZ,
+            DATERANGE => DATE,
+            INT8RANGE => INT8,
+            _ => return None,
+        })
+    }
+
+    /// Whether `decode` handles the type by its OID alone (built-in types);
+    /// others are described by the type information of their column.
+    pub fn is_native(ty: u32) -> bool {
+        matches!(
+            ty,
+            BOOL | BYTEA
+                | CHAR
+                | NAME
+                | INT8
+                | INT2
+                | INT4
+                | TEXT
+                | OID
+                | JSON
+                | XML
+                | FLOAT4
+                | FLOAT8
+                | UNKNOWN
+                | BPCHAR
+                | VARCHAR
+                | DATE
+                | TIME
+                | TIMESTAMP
+                | TIMESTAMPTZ
+                | INTERVAL
+                | NUMERIC
+                | UUID
+                | JSONB
+                | CIDR
+                | INET
+                | MACADDR
+                | TIMETZ
+                | MONEY
+                | RECORD
+        ) || array_element(ty).is_some()
+            || range_element(ty).is_some()
+    }
 
     /// Element type of a built-in array type.
     pub fn array_element(array: u32) -> Option<u32> {
@@ -72,6 +132,14 @@ pub(crate) mod oid {
             1041 => INET,
             1040 => MACADDR,
             1270 => TIMETZ,
+            791 => MONEY,
+            2287 => RECORD,
+            3905 => INT4RANGE,
+            3907 => NUMRANGE,
+            3909 => TSRANGE,
+            3911 => TSTZRANGE,
+            3913 => DATERANGE,
+            3927 => INT8RANGE,
             _ => return None,
         })
     }

@@ -2,8 +2,14 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyList, PyString, PyTime, PyTzInfo};
+use pyo3::types::{
+    PyBytes, PyDate, PyDateTime, PyDelta, PyDict, PyList, PyString, PyTime, PyTuple, PyTzInfo,
+};
 use pyo3::IntoPyObjectExt;
+use sqlx::postgres::{PgTypeInfo, PgTypeKind};
+use std::sync::Arc;
+
+use crate::db::record::{Record, RecordDesc};
 
 use super::from_python::{decimal_type, uuid_type};
 use super::oid;
@@ -236,7 +242,13 @@ pub(crate) fn decode<'py>(
             )?
             .into_any()
         }
-        t if oid::array_element(t).is_some() => decode_array(py, b, json)?,
+        MONEY => PyString::new(py, &money_text(i64::from_be_bytes(take(b)?))).into_any(),
+        RECORD => decode_composite(py, b, None, json)?,
+        t if oid::array_element(t).is_some() => decode_array(py, b, None, json)?,
+        t if oid::range_element(t).is_some() => {
+            let elem = Dec::Oid(oid::range_element(t).unwrap_or(TEXT));
+            decode_range(py, b, &elem, json)?
+        }
         // Enums and other text-like types send their text form; anything
         // else we do not know arrives as bytes.
         _ => text(py, b)?,
@@ -280,9 +292,173 @@ fn decode_inet<'py>(py: Python<'py>, ty: u32, b: &[u8]) -> PyResult<Bound<'py, P
     }
 }
 
-fn decode_array<'py>(py: Python<'py>, b: &[u8], json: JsonMode) -> PyResult<Bound<'py, PyAny>> {
+/// How to decode the values of one column: by OID for built-in types, or
+/// from the column's type information for user-defined ones (domains as
+/// their base type, enums as text, composites as Records, arrays and ranges
+/// of those).
+#[derive(Clone)]
+pub(crate) enum Dec {
+    Oid(u32),
+    Array(Box<Dec>),
+    Range(Box<Dec>),
+    Composite(Arc<RecordDesc>, Arc<[Dec]>),
+}
+
+impl Dec {
+    /// The decoder of a column or parameter of type `ti`.
+    pub(crate) fn of(py: Python<'_>, ti: &PgTypeInfo) -> PyResult<Dec> {
+        let ty = ti.oid().map(|o| o.0).unwrap_or(oid::TEXT);
+        if oid::is_native(ty) {
+            return Ok(Dec::Oid(ty));
+        }
+        Ok(match ti.kind() {
+            PgTypeKind::Domain(base) => Dec::of(py, base)?,
+            PgTypeKind::Array(elem) => Dec::Array(Box::new(Dec::of(py, elem)?)),
+            PgTypeKind::Range(elem) => Dec::Range(Box::new(Dec::of(py, elem)?)),
+            PgTypeKind::Composite(fields) => {
+                let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                let decs = fields
+                    .iter()
+                    .map(|(_, t)| Dec::of(py, t))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Dec::Composite(RecordDesc::new(py, &names)?, decs.into())
+            }
+            PgTypeKind::Enum(_) => Dec::Oid(oid::TEXT),
+            _ => Dec::Oid(ty),
+        })
+    }
+}
+
+/// Decodes one non-NULL binary value described by `dec`.
+pub(crate) fn decode_with<'py>(
+    py: Python<'py>,
+    dec: &Dec,
+    b: &[u8],
+    json: JsonMode,
+) -> PyResult<Bound<'py, PyAny>> {
+    match dec {
+        Dec::Oid(ty) => decode(py, *ty, b, json),
+        Dec::Array(elem) => decode_array(py, b, Some(elem), json),
+        Dec::Range(elem) => decode_range(py, b, elem, json),
+        Dec::Composite(desc, fields) => decode_composite(py, b, Some((desc, fields)), json),
+    }
+}
+
+fn truncated(what: &str) -> PyErr {
+    crate::errors::Error::Interface(format!("truncated {what} from the server")).into()
+}
+
+/// money (int8 cents) as PostgreSQL prints it with lc_monetary = 'C':
+/// `$1,234.56`, `-$1,234.56`. asyncpg returns money as that text.
+pub(crate) fn money_text(cents: i64) -> String {
+    let neg = cents < 0;
+    let abs = cents.unsigned_abs();
+    let units = (abs / 100).to_string();
+    let mut grouped = String::with_capacity(units.len() + units.len() / 3);
+    for (i, c) in units.chars().enumerate() {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{}${grouped}.{:02}", if neg { "-" } else { "" }, abs % 100)
+}
+
+fn range_type(py: Python<'_>) -> PyResult<&Bound<'_, pyo3::types::PyType>> {
+    static T: PyOnceLock<Py<pyo3::types::PyType>> = PyOnceLock::new();
+    T.import(py, "fastio._types", "Range")
+}
+
+/// Range flags (rangetypes.h).
+pub(crate) mod range_flags {
+    pub const EMPTY: u8 = 0x01;
+    pub const LB_INC: u8 = 0x02;
+    pub const UB_INC: u8 = 0x04;
+    pub const LB_INF: u8 = 0x08;
+    pub const UB_INF: u8 = 0x10;
+    pub const LB_NULL: u8 = 0x20;
+    pub const UB_NULL: u8 = 0x40;
+}
+
+/// A range as `fastio.pg.Range` (asyncpg's Range).
+fn decode_range<'py>(
+    py: Python<'py>,
+    b: &[u8],
+    elem: &Dec,
+    json: JsonMode,
+) -> PyResult<Bound<'py, PyAny>> {
+    use range_flags::*;
+    let flags = *b.first().ok_or_else(|| truncated("range"))?;
+    let kw = PyDict::new(py);
+    if flags & EMPTY != 0 {
+        kw.set_item("empty", true)?;
+        return range_type(py)?.call((), Some(&kw));
+    }
+    let mut pos = 1;
+    let mut bound = |present: bool| -> PyResult<Bound<'py, PyAny>> {
+        if !present {
+            return Ok(py.None().into_bound(py));
+        }
+        let len = i32::from_be_bytes(take(b.get(pos..).unwrap_or(&[]))?) as usize;
+        pos += 4;
+        let v = b.get(pos..pos + len).ok_or_else(|| truncated("range"))?;
+        pos += len;
+        decode_with(py, elem, v, json)
+    };
+    let lower = bound(flags & (LB_INF | LB_NULL) == 0)?;
+    let upper = bound(flags & (UB_INF | UB_NULL) == 0)?;
+    kw.set_item("lower_inc", flags & LB_INC != 0)?;
+    kw.set_item("upper_inc", flags & UB_INC != 0)?;
+    range_type(py)?.call((lower, upper), Some(&kw))
+}
+
+/// A composite value: a Record with the type's attribute names, or, for an
+/// anonymous `record`, a tuple (as asyncpg returns them).
+fn decode_composite<'py>(
+    py: Python<'py>,
+    b: &[u8],
+    typed: Option<(&Arc<RecordDesc>, &Arc<[Dec]>)>,
+    json: JsonMode,
+) -> PyResult<Bound<'py, PyAny>> {
+    let n = i32::from_be_bytes(take(b)?).max(0) as usize;
+    let mut pos = 4;
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let field_oid = u32::from_be_bytes(take(b.get(pos..).unwrap_or(&[]))?);
+        let len = i32::from_be_bytes(take(b.get(pos + 4..).unwrap_or(&[]))?);
+        pos += 8;
+        if len < 0 {
+            values.push(py.None());
+            continue;
+        }
+        let v = b
+            .get(pos..pos + len as usize)
+            .ok_or_else(|| truncated("record"))?;
+        pos += len as usize;
+        let value = match typed {
+            Some((_, decs)) if decs.len() == n => decode_with(py, &decs[i], v, json)?,
+            _ => decode(py, field_oid, v, json)?,
+        };
+        values.push(value.unbind());
+    }
+    match typed {
+        Some((desc, decs)) if decs.len() == n => Record {
+            desc: Arc::clone(desc),
+            values: values.into_boxed_slice(),
+        }
+        .into_bound_py_any(py),
+        _ => Ok(PyTuple::new(py, values)?.into_any()),
+    }
+}
+
+fn decode_array<'py>(
+    py: Python<'py>,
+    b: &[u8],
+    elem: Option<&Dec>,
+    json: JsonMode,
+) -> PyResult<Bound<'py, PyAny>> {
     let ndim = i32::from_be_bytes(take(b)?) as usize;
-    let elem = u32::from_be_bytes(take(&b[8..])?);
+    let elem_oid = u32::from_be_bytes(take(&b[8..])?);
     if ndim == 0 {
         return Ok(PyList::empty(py).into_any());
     }
@@ -291,6 +467,8 @@ fn decode_array<'py>(py: Python<'py>, b: &[u8], json: JsonMode) -> PyResult<Boun
         dims.push(i32::from_be_bytes(take(&b[12 + 8 * i..])?).max(0) as usize);
     }
     let mut pos = 12 + 8 * ndim;
+    let by_oid = Dec::Oid(elem_oid);
+    let elem = elem.unwrap_or(&by_oid);
     decode_dim(py, b, &mut pos, &dims, elem, json).map(Bound::into_any)
 }
 
@@ -299,7 +477,7 @@ fn decode_dim<'py>(
     b: &[u8],
     pos: &mut usize,
     dims: &[usize],
-    elem: u32,
+    elem: &Dec,
     json: JsonMode,
 ) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
@@ -315,12 +493,8 @@ fn decode_dim<'py>(
             continue;
         }
         let end = *pos + len as usize;
-        let v = b.get(*pos..end).ok_or_else(|| {
-            PyErr::from(crate::errors::Error::Interface(
-                "truncated array from the server".into(),
-            ))
-        })?;
-        list.append(decode(py, elem, v, json)?)?;
+        let v = b.get(*pos..end).ok_or_else(|| truncated("array"))?;
+        list.append(decode_with(py, elem, v, json)?)?;
         *pos = end;
     }
     Ok(list)
@@ -352,5 +526,13 @@ mod tests {
         b.clear();
         super::super::from_python::encode_numeric("100000000", &mut b).unwrap();
         assert_eq!(numeric_text(&b).unwrap(), "100000000");
+    }
+
+    #[test]
+    fn money_as_postgres_prints_it() {
+        assert_eq!(money_text(123_456), "$1,234.56");
+        assert_eq!(money_text(-5), "-$0.05");
+        assert_eq!(money_text(10_000_000_000), "$100,000,000.00");
+        assert_eq!(money_text(i64::MIN), "-$92,233,720,368,547,758.08");
     }
 }

@@ -63,6 +63,99 @@ impl PgConnection {
     }
 }
 
+/// fastio patch: COPY in steps, with the final ReadyForQuery counted as
+/// pending from the start, so a connection whose COPY future is dropped (or
+/// fails halfway) is drained by `drain_pending` like any other query, and
+/// the CommandComplete tag ("COPY 3") is returned.
+impl PgConnection {
+    /// Starts `COPY ... TO STDOUT`; then call `copy_out_next` until it
+    /// returns the command tag.
+    pub async fn copy_out_start(&mut self, statement: &str) -> Result<()> {
+        self.wait_until_ready().await?;
+        self.queue_simple_query(statement)?;
+        self.inner.stream.flush().await?;
+        let _: CopyOutResponse = self.inner.stream.recv_expect().await?;
+        Ok(())
+    }
+
+    /// The next chunk of COPY data (`Ok(Err(tag))` once the command is done
+    /// and the connection is ready again).
+    pub async fn copy_out_next(&mut self) -> Result<std::result::Result<Bytes, String>> {
+        let mut tag = String::new();
+        loop {
+            let message = self.inner.stream.recv().await?;
+            match message.format {
+                BackendMessageFormat::CopyData => {
+                    return Ok(Ok(message.decode::<CopyData<Bytes>>()?.0));
+                }
+                BackendMessageFormat::CopyDone => {}
+                BackendMessageFormat::CommandComplete => {
+                    tag = message.decode::<CommandComplete>()?.tag();
+                }
+                BackendMessageFormat::ReadyForQuery => {
+                    self.handle_ready_for_query(message)?;
+                    return Ok(Err(tag));
+                }
+                other => {
+                    return Err(err_protocol!("unexpected message during COPY TO: {other:?}"));
+                }
+            }
+        }
+    }
+
+    /// Starts `COPY ... FROM STDIN`; then `copy_in_send` the data and
+    /// `copy_in_finish` (or `copy_in_abort`).
+    pub async fn copy_in_start(&mut self, statement: &str) -> Result<()> {
+        self.wait_until_ready().await?;
+        self.queue_simple_query(statement)?;
+        self.inner.stream.flush().await?;
+        let _: CopyInResponse = self.inner.stream.recv_expect().await?;
+        Ok(())
+    }
+
+    /// Sends `data` as CopyData messages.
+    pub async fn copy_in_send(&mut self, data: &[u8]) -> Result<()> {
+        for chunk in data.chunks(PG_COPY_MAX_DATA_LEN) {
+            self.inner.stream.write_msg(CopyData(chunk))?;
+            if self.inner.stream.write_buffer_mut().get().len() >= 1 << 16 {
+                self.inner.stream.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the COPY data; returns the command tag once the connection is
+    /// ready again.
+    pub async fn copy_in_finish(&mut self) -> Result<String> {
+        self.inner.stream.write_msg(CopyDone)?;
+        self.inner.stream.flush().await?;
+        let mut tag = String::new();
+        loop {
+            let message = self.inner.stream.recv().await?;
+            match message.format {
+                BackendMessageFormat::CommandComplete => {
+                    tag = message.decode::<CommandComplete>()?.tag();
+                }
+                BackendMessageFormat::ReadyForQuery => {
+                    self.handle_ready_for_query(message)?;
+                    return Ok(tag);
+                }
+                other => {
+                    return Err(err_protocol!("unexpected message during COPY FROM: {other:?}"));
+                }
+            }
+        }
+    }
+
+    /// Abandons a started COPY FROM STDIN (the server answers with an error,
+    /// read by the next `drain_pending`).
+    pub async fn copy_in_abort(&mut self, why: &str) -> Result<()> {
+        self.inner.stream.write_msg(CopyFail::new(why))?;
+        self.inner.stream.flush().await?;
+        Ok(())
+    }
+}
+
 /// Implements methods for directly executing `COPY FROM/TO STDOUT` on a [`PgPool`][crate::PgPool].
 ///
 /// This is a replacement for the inherent methods on `PgPool` which could not exist

@@ -141,6 +141,8 @@ impl PgConnection {
                 process_id,
                 secret_key,
                 skip_idle_ping: false,
+                fastio_fresh: true,
+                fastio_queries: 0,
                 transaction_status,
                 transaction_depth: 0,
                 pending_ready_for_query_count: 0,

@@ -393,13 +393,20 @@ impl PgConnection {
     }
 
     /// fastio patch: runs one prepared statement once per argument set, all
-    /// Bind/Execute pairs pipelined before a single Sync (one round trip, one
-    /// implicit transaction), and returns each command's result.
+    /// Bind/Execute pairs in one implicit transaction (a single Sync at the
+    /// end, so it is atomic), and returns each command's result. The pairs go
+    /// out in chunks, each ended by a Flush, and the replies to one chunk are
+    /// read while the next is on its way: the server never blocks writing
+    /// replies nobody reads, however large the batch.
     pub async fn execute_pipelined(
         &mut self,
         sql: &str,
         batch: Vec<PgArguments>,
     ) -> Result<Vec<PgQueryResult>, Error> {
+        // A chunk is small enough to fit in the socket buffers whatever the
+        // server is doing, so writing it never waits on the server reading.
+        const CHUNK: usize = 1000;
+        const CHUNK_BYTES: usize = 64 * 1024;
         self.wait_until_ready().await?;
         let Some(first) = batch.first() else {
             return Ok(Vec::new());
@@ -411,28 +418,88 @@ impl PgConnection {
             .await?;
         self.wait_until_ready().await?;
         let count = batch.len();
-        for mut arguments in batch {
-            let num_params = u16::try_from(arguments.len()).map_err(|_| {
+        // Checked before anything is sent: a chunk cut short by a client-side
+        // error would be committed by the Sync that ends it.
+        for arguments in &batch {
+            u16::try_from(arguments.len()).map_err(|_| {
                 err_protocol!("execute_pipelined(): too many arguments: {}", arguments.len())
             })?;
-            arguments.apply_patches(self, &metadata.parameters).await?;
-            self.inner.stream.write_msg(Bind {
-                portal: PortalId::UNNAMED,
-                statement,
-                formats: &[PgValueFormat::Binary],
-                num_params,
-                params: &arguments.buffer,
-                result_formats: &[PgValueFormat::Binary],
-            })?;
-            self.inner.stream.write_msg(message::Execute {
-                portal: PortalId::UNNAMED,
-                limit: 0,
-            })?;
         }
-        self.write_sync();
-        self.inner.stream.flush().await?;
         let mut results = Vec::with_capacity(count);
+        let mut unread: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+        let mut rows = batch.into_iter();
+        let mut sent = 0;
+        let outcome: Result<(), Error> = async {
+            while sent < count {
+                let mut n = 0;
+                for mut arguments in rows.by_ref() {
+                    let num_params = u16::try_from(arguments.len()).map_err(|_| {
+                        err_protocol!("execute_pipelined(): too many arguments: {}", arguments.len())
+                    })?;
+                    arguments.apply_patches(self, &metadata.parameters).await?;
+                    self.inner.stream.write_msg(Bind {
+                        portal: PortalId::UNNAMED,
+                        statement,
+                        formats: &[PgValueFormat::Binary],
+                        num_params,
+                        params: &arguments.buffer,
+                        result_formats: &[PgValueFormat::Binary],
+                    })?;
+                    self.inner.stream.write_msg(message::Execute {
+                        portal: PortalId::UNNAMED,
+                        limit: 0,
+                    })?;
+                    n += 1;
+                    if n == CHUNK || self.inner.stream.write_buffer_mut().get().len() >= CHUNK_BYTES
+                    {
+                        break;
+                    }
+                }
+                sent += n;
+                if sent == count {
+                    self.write_sync();
+                } else {
+                    self.inner.stream.write_msg(message::Flush)?;
+                }
+                self.inner.stream.flush().await?;
+                unread.push_back(n);
+                if unread.len() > 1 {
+                    let n = unread.pop_front().unwrap_or(0);
+                    self.read_pipelined(n, &mut results).await?;
+                }
+            }
+            while let Some(n) = unread.pop_front() {
+                self.read_pipelined(n, &mut results).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            // The server skips everything up to the Sync; send it if it has
+            // not gone out yet, then read up to ReadyForQuery.
+            if sent < count {
+                self.write_sync();
+            }
+            let _ = self.drain_pending().await;
+            return Err(e);
+        }
         loop {
+            let message = self.inner.stream.recv().await?;
+            if message.format == BackendMessageFormat::ReadyForQuery {
+                self.handle_ready_for_query(message)?;
+                break;
+            }
+        }
+        Ok(results)
+    }
+
+    /// Reads the replies to `n` pipelined Bind/Execute pairs.
+    async fn read_pipelined(
+        &mut self,
+        mut n: usize,
+        results: &mut Vec<PgQueryResult>,
+    ) -> Result<(), Error> {
+        while n > 0 {
             let message = self.inner.stream.recv().await?;
             match message.format {
                 BackendMessageFormat::CommandComplete => {
@@ -441,15 +508,13 @@ impl PgConnection {
                         rows_affected: cc.rows_affected(),
                         command_tag: cc.tag(),
                     });
+                    n -= 1;
                 }
-                BackendMessageFormat::ReadyForQuery => {
-                    self.handle_ready_for_query(message)?;
-                    break;
-                }
+                BackendMessageFormat::EmptyQueryResponse => n -= 1,
                 _ => {}
             }
         }
-        Ok(results)
+        Ok(())
     }
 }
 

@@ -58,6 +58,10 @@ pub struct PgConnectionInner {
     // fastio patch: see `set_skip_idle_ping`.
     pub(crate) skip_idle_ping: bool,
 
+    // fastio patch: see `take_fresh` and `count_query`.
+    pub(crate) fastio_fresh: bool,
+    pub(crate) fastio_queries: u64,
+
     // sequence of statement IDs for use in preparing statements
     // in PostgreSQL, the statement is prepared to a user-supplied identifier
     next_statement_id: StatementId,
@@ -98,6 +102,24 @@ impl PgConnection {
     /// the connection is at ReadyForQuery (sqlx's pool pings on every release).
     pub fn set_skip_idle_ping(&mut self, skip: bool) {
         self.inner.skip_idle_ping = skip;
+    }
+
+    /// fastio patch: `true` the first time it is called on this connection
+    /// (a pool runs its `init` hook on connections it has not seen yet).
+    pub fn take_fresh(&mut self) -> bool {
+        std::mem::replace(&mut self.inner.fastio_fresh, false)
+    }
+
+    /// fastio patch: counts one query run on this connection and returns the
+    /// count so far (a pool's `max_queries` replaces it after that many).
+    pub fn count_query(&mut self) -> u64 {
+        self.inner.fastio_queries += 1;
+        self.inner.fastio_queries
+    }
+
+    /// fastio patch: how many queries `count_query` has counted.
+    pub fn query_count(&self) -> u64 {
+        self.inner.fastio_queries
     }
 
     /// fastio patch: whether the connection is between queries, with nothing
@@ -168,7 +190,7 @@ impl PgConnection {
     }
 
     #[inline(always)]
-    fn handle_ready_for_query(&mut self, message: ReceivedMessage) -> Result<(), Error> {
+    pub(crate) fn handle_ready_for_query(&mut self, message: ReceivedMessage) -> Result<(), Error> {
         self.inner.pending_ready_for_query_count = self
             .inner
             .pending_ready_for_query_count

@@ -1,0 +1,341 @@
+"""MySQL / MariaDB through fastio's native API, against the harness's real
+MariaDB: values as aiomysql returns them, statuses, executemany batching,
+errors by errno, transactions, dirty release, cancellation and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import decimal
+import itertools
+import random
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastio
+from fastio import dbapi
+
+_names = itertools.count()
+
+
+def table() -> str:
+    return f"t_{next(_names)}_{uuid.uuid4().hex[:8]}"
+
+
+async def pool_for(server: Any, **kw: Any) -> fastio.Pool:
+    kw.setdefault("min_size", 1)
+    kw.setdefault("max_size", 4)
+    return await fastio.create_pool(server.dsn, **kw)
+
+
+async def test_values_come_back_as_aiomysql_returns_them(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server)
+    t = table()
+    try:
+        assert pool.backend == "mysql"
+        assert (
+            await pool.execute(
+                f"CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, ti TINYINT, si SMALLINT,"
+                " bi BIGINT, ub BIGINT UNSIGNED, f FLOAT, d DOUBLE, n DECIMAL(30,10),"
+                " s VARCHAR(20),"
+                " tx TEXT, b BLOB, vb VARBINARY(8), dt DATE, ts DATETIME(6), tm TIME(6), y YEAR,"
+                " j JSON, e ENUM('a','b'), bit1 BIT(8))"
+            )
+            == "CREATE TABLE"
+        )
+        row = (
+            -128,
+            -32768,
+            -(2**63),
+            2**64 - 1,
+            1.1,
+            2.5e300,
+            decimal.Decimal("12345678901234567890.0123456789"),
+            "héllo \u2603",
+            "x" * 1000,
+            b"\x00\xff\x10",
+            b"ab",
+            datetime.date(2024, 2, 29),
+            datetime.datetime(2024, 1, 2, 3, 4, 5, 123456),
+            datetime.timedelta(days=-1, hours=2, microseconds=5),
+            2024,
+            '{"a": [1, 2]}',
+            "b",
+        )
+        status = await pool.execute(
+            f"INSERT INTO {t} (ti, si, bi, ub, f, d, n, s, tx, b, vb, dt, ts, tm, y, j, e, bit1)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, b'00000101')",
+            *row,
+        )
+        assert status == "INSERT 0 1"
+        # Binary protocol (arguments) and text protocol (none) decode alike.
+        by_arg = await pool.fetchrow(f"SELECT * FROM {t} WHERE id = ?", 1)
+        by_text = await pool.fetchrow(f"SELECT * FROM {t} WHERE id = 1")
+        assert tuple(by_arg) == tuple(by_text)
+        assert tuple(by_arg)[1:-1] == row
+        assert by_arg["bit1"] == b"\x05"
+        assert await pool.fetchval("SELECT NULL") is None
+        assert await pool.fetchval("SELECT CAST('0000-00-00' AS DATE)") in (None, "0000-00-00")
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    i=st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    f=st.floats(allow_nan=False, allow_infinity=False),
+    s=st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=50),
+    b=st.binary(max_size=50),
+    d=st.dates(min_value=datetime.date(1000, 1, 1)),
+)
+def test_round_trips(
+    mysql_server: Any, i: int, f: float, s: str, b: bytes, d: datetime.date
+) -> None:
+    async def go() -> tuple[Any, ...]:
+        conn = await fastio.connect(mysql_server.dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT CAST(? AS SIGNED), CAST(? AS DOUBLE),"
+                " CAST(? AS CHAR CHARACTER SET utf8mb4),"
+                " CAST(? AS BINARY), CAST(? AS DATE)",
+                i,
+                f,
+                s,
+                b,
+                d,
+            )
+            return tuple(row)
+        finally:
+            await conn.close()
+
+    got = asyncio.run(go())
+    assert got == (i, f, s, b, d)
+
+
+async def test_executemany_batches_inserts_into_multi_row_statements(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server)
+    t = table()
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, name VARCHAR(20))")
+        before = await pool.fetchval("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'", column=1)
+        await pool.executemany(
+            f"INSERT INTO {t} (id, name) VALUES (?, ?)", [(i, f"n{i}") for i in range(40_000)]
+        )
+        after = await pool.fetchval("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'", column=1)
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 40_000
+        # 80,000 placeholders: two statements of at most 65,535, not 40,000.
+        assert int(after) - int(before) <= 4
+        # Anything else runs per argument set.
+        await pool.executemany(f"UPDATE {t} SET name = ? WHERE id = ?", [("a", 1), ("b", 2)])
+        assert await pool.fetch(f"SELECT name FROM {t} WHERE id IN (1, 2) ORDER BY id") == [
+            ("a",),
+            ("b",),
+        ]
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+
+
+async def test_statuses_and_exec_result(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server)
+    t = table()
+    try:
+        await pool.execute(
+            f"CREATE TABLE {t} (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))"
+        )
+        assert await pool.execute(f"INSERT INTO {t} (name) VALUES ('a'), ('b')") == "INSERT 0 2"
+        assert await pool.execute(f"UPDATE {t} SET name = ?", "z") == "UPDATE 2"
+        assert await pool.execute(f"SELECT * FROM {t}") == "SELECT 2"
+        async with pool.acquire() as conn:
+            desc, rows, count, last = await conn._exec(f"INSERT INTO {t} (name) VALUES (?)", ("c",))
+            assert (desc, rows, count, last) == (None, [], 1, 3)
+            desc, rows, count, last = await conn._exec(
+                f"SELECT id, name FROM {t} WHERE id > ?", (1,)
+            )
+            assert rows == [(2, "z"), (3, "c")] and count == 2
+            assert [d[:2] for d in desc] == [("id", 3), ("name", 253)]
+            assert desc[0][6] is False and desc[1][6] is True
+            assert conn.get_server_pid() > 0 and "MariaDB" in conn._server_info()
+        assert await pool.execute(f"DELETE FROM {t}") == "DELETE 3"
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+
+
+async def test_errors_are_pymysql_classes_with_errno(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server)
+    t = table()
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY)")
+        await pool.execute(f"INSERT INTO {t} VALUES (1)")
+        with pytest.raises(dbapi.IntegrityError) as e:
+            await pool.execute(f"INSERT INTO {t} VALUES (?)", 1)
+        assert e.value.args[0] == 1062 and "Duplicate entry" in e.value.args[1]
+        with pytest.raises(dbapi.ProgrammingError) as e:
+            await pool.fetch("SELEC 1")
+        assert e.value.args[0] == 1064
+        with pytest.raises(dbapi.ProgrammingError) as e:
+            await pool.fetch("SELECT * FROM no_such_table_here")
+        assert e.value.args[0] == 1146
+        with pytest.raises(dbapi.ProgrammingError, match="cannot be bound"):
+            await pool.fetch("SELECT ?", {1, 2})
+        # The pool is still healthy.
+        assert await pool.fetchval("SELECT 1") == 1
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+    user = mysql_server.dsn.split("//")[1].split(":")[0]
+    bad = mysql_server.dsn.replace(f"//{user}:", f"//{user}:wrong", 1)
+    if "@" in bad and ":wrong" in bad:
+        with pytest.raises(dbapi.OperationalError) as e:
+            await fastio.connect(bad)
+        assert e.value.args[0] == 1045
+        assert "wrong" not in str(e.value)
+
+
+async def test_transactions_and_dirty_release(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server, max_size=1)
+    t = table()
+    try:
+        await pool.execute(f"CREATE TABLE {t} (x INT) ENGINE=InnoDB")
+        async with pool.acquire() as conn:
+            async with conn.transaction(isolation="serializable"):
+                await conn.execute(f"INSERT INTO {t} VALUES (1)")
+                assert conn.is_in_transaction()
+                with pytest.raises(RuntimeError):
+                    async with conn.transaction():
+                        await conn.execute(f"INSERT INTO {t} VALUES (2)")
+                        raise RuntimeError("savepoint rolled back")
+            assert not conn.is_in_transaction()
+        assert await pool.fetch(f"SELECT x FROM {t}") == [(1,)]
+        conn = await pool.acquire()
+        await conn.execute("START TRANSACTION")
+        await conn.execute(f"INSERT INTO {t} VALUES (3)")
+        pid = conn.get_server_pid()
+        await pool.release(conn)
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == pid  # the same session, rolled back
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 1
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
+
+
+async def test_timeout_kills_the_query_and_the_pool_stays_in_sync(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server, max_size=4)
+    try:
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pool.fetchval("SELECT SLEEP(10)"), 0.2)
+        assert asyncio.get_running_loop().time() - start < 2
+        with pytest.raises(fastio.TimeoutError):
+            await pool.fetchval("SELECT SLEEP(10)", timeout=0.2)
+
+        async def sleeping() -> int:
+            return await pool.fetchval(
+                "SELECT count(*) FROM information_schema.processlist"
+                " WHERE info LIKE 'SELECT SLEEP(10)%'"
+            )
+
+        for _ in range(50):
+            if await sleeping() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await sleeping() == 0
+
+        # Many random cancels under load; afterwards every answer is right.
+        async def one(i: int) -> None:
+            try:
+                await asyncio.wait_for(
+                    pool.fetchval("SELECT ? + SLEEP(?)", i, random.choice([0, 0.01, 0.05])),
+                    random.uniform(0.001, 0.04),
+                )
+            except TimeoutError:
+                pass
+
+        await asyncio.gather(*(one(i) for i in range(300)))
+        for i in range(40):
+            assert await pool.fetchval("SELECT ?", i) == i
+        assert pool.get_stats()["in_use"] == 0
+    finally:
+        await pool.close()
+
+
+async def test_acquire_timeout_and_sizes(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server, min_size=1, max_size=2)
+    try:
+        a = await pool.acquire()
+        b = await pool.acquire()
+        with pytest.raises(TimeoutError):
+            await pool.acquire(timeout=0.2)
+        assert pool.get_stats()["timeouts"] == 1
+        await pool.release(a)
+        await pool.release(b)
+        assert pool.get_size() == 2 and pool.get_idle_size() == 2
+        other = await pool_for(mysql_server)
+        async with other.acquire() as c:
+            with pytest.raises(fastio.InterfaceError, match="does not belong"):
+                await pool.release(c)
+        await other.close()
+    finally:
+        await pool.close()
+
+
+async def test_init_sql_runs_on_every_connection(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server, min_size=2, max_size=2, init_sql=["SET @fastio_init = 42"])
+    try:
+        async with pool.acquire() as a, pool.acquire() as b:
+            assert await a.fetchval("SELECT @fastio_init") == 42
+            assert await b.fetchval("SELECT @fastio_init") == 42
+    finally:
+        await pool.close()
+
+
+async def test_pool_recovers_after_a_server_restart(mysql_server: Any) -> None:
+    if not getattr(mysql_server, "can_restart", True):
+        pytest.skip("FASTIO_MYSQL_DSN points at a server this suite cannot restart")
+    pool = await pool_for(mysql_server, min_size=2, max_size=2)
+    try:
+        assert await pool.fetchval("SELECT 1") == 1
+        await asyncio.to_thread(mysql_server.restart)
+        # The old sessions are dead: queries fail cleanly, then the pool reconnects.
+        results = []
+        for _ in range(6):
+            try:
+                results.append(await pool.fetchval("SELECT 2"))
+            except (fastio.ConnectionError, fastio.InterfaceError, dbapi.OperationalError):
+                results.append("failed")
+        # Without retry= the dead sessions surface once each, then it recovers.
+        assert results[0] == "failed" and results[-1] == 2
+    finally:
+        await pool.close()
+
+
+async def test_retry_hides_a_server_restart(mysql_server: Any) -> None:
+    if not getattr(mysql_server, "can_restart", True):
+        pytest.skip("FASTIO_MYSQL_DSN points at a server this suite cannot restart")
+    retry = fastio.Retry(attempts=8, backoff=0.1, max_backoff=1.0)
+    pool = await pool_for(mysql_server, min_size=2, max_size=2, retry=retry)
+    t = table()
+    try:
+        await pool.execute(f"CREATE TABLE {t} (x INT)")
+        await asyncio.to_thread(mysql_server.restart)
+        # Every statement succeeds: dead sessions are replaced and retried.
+        for i in range(5):
+            assert await pool.fetchval("SELECT ?", i) == i
+        await pool.executemany(f"INSERT INTO {t} VALUES (?)", [(1,), (2,)])
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 2
+        # Errors that are not about the connection are not retried.
+        calls = pool.get_stats()["acquired"]
+        with pytest.raises(dbapi.ProgrammingError):
+            await pool.fetch("SELEC 1")
+        assert pool.get_stats()["acquired"] == calls + 1
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()
