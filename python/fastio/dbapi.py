@@ -1,100 +1,203 @@
-"""DB-API (PEP 249) exceptions for the MySQL and SQLite backends.
+"""PEP 249 exceptions for the MySQL and SQLite backends, with PyMySQL's names.
 
-The names and the MySQL errno mapping are PyMySQL's (what aiomysql raises):
-``IntegrityError(1062, "Duplicate entry ...")`` with ``args == (errno, msg)``.
-SQLite errors map by result code as Python's sqlite3 does. Every class is a
-``fastio.FastIOError``; ``InterfaceError`` is also ``fastio.InterfaceError``.
+``fastio.mysql`` re-exports them as aiomysql does. MySQL server errors carry
+``args == (errno, message)`` and ``sqlstate`` as in PyMySQL, and the errno picks
+the class by PyMySQL's table. SQLite errors carry ``args == (message,)``,
+``sqlite_errorcode`` and ``sqlite_errorname`` as in the stdlib ``sqlite3``,
+and the result code picks the class as ``sqlite3`` does.
+
+The native layer builds these through ``_mysql_error`` / ``_sqlite_error``
+(it raises what they return), so the mapping lives in one place, here.
 """
 
 from __future__ import annotations
 
+import builtins
+
 from fastio._fastio import FastIOError
 from fastio._fastio import InterfaceError as _FastIOInterfaceError
 
+__all__ = [
+    "DataError",
+    "DatabaseError",
+    "Error",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "MySQLError",
+    "NotSupportedError",
+    "OperationalError",
+    "ProgrammingError",
+    "Warning",
+]
 
-class Warning(Exception):  # noqa: A001  (PEP 249's name)
-    """Important warnings, like data truncations while inserting."""
+
+class MySQLError(FastIOError):
+    """Base of every DB-API exception here (PyMySQL's name; SQLite's errors too)."""
 
 
-class Error(FastIOError):
-    """Base class of the DB-API errors."""
+class Warning(builtins.Warning, MySQLError):  # noqa: A001  (PEP 249's name)
+    """Important warnings like data truncations while inserting."""
+
+
+class Error(MySQLError):
+    """Base of the PEP 249 error classes (not Warning).
+
+    ``sqlstate``: the server's SQLSTATE when it sent one (MySQL), else None.
+    ``sqlite_errorcode`` / ``sqlite_errorname``: SQLite's extended result code
+    and its name, as the stdlib sqlite3 sets them (SQLite errors only)."""
+
+    sqlite_errorcode: int | None = None
+    sqlite_errorname: str | None = None
+    errno: int | None = None  # MySQL server errors: also args[0] (MySQLdb's attribute)
+    msg: str | None = None  # MySQL server errors: also args[1]
+
+    def __init__(self, *args: object, sqlstate: str | None = None) -> None:
+        super().__init__(*args)
+        self.sqlstate = sqlstate
 
 
 class InterfaceError(Error, _FastIOInterfaceError):
-    """An error of the database interface rather than the database."""
+    """Errors of the database interface rather than the database itself."""
 
 
 class DatabaseError(Error):
-    """An error of the database."""
+    """Errors related to the database."""
 
 
 class DataError(DatabaseError):
-    """A problem with the processed data (division by zero, value out of range)."""
+    """Problems with the processed data: out of range, too long, truncated."""
 
 
 class OperationalError(DatabaseError):
-    """An error of the database's operation (lost connection, lock wait timeout, ...)."""
+    """Errors of the database's operation: lost connection, access denied,
+    deadlock, locked database, ..."""
 
 
 class IntegrityError(DatabaseError):
-    """A violated constraint (duplicate key, foreign key, NOT NULL)."""
+    """The relational integrity is affected: duplicate key, foreign key, NOT NULL."""
 
 
 class InternalError(DatabaseError):
-    """An internal error of the database (cursor not valid, transaction out of sync)."""
+    """The database hit an internal error."""
 
 
 class ProgrammingError(DatabaseError):
-    """A programming error (syntax error, table not found, wrong number of parameters)."""
+    """Programming errors: syntax error, table not found, wrong parameter count."""
 
 
 class NotSupportedError(DatabaseError):
-    """A method or API the database does not support."""
+    """A method or feature the database does not support."""
 
 
-# PyMySQL's pymysql.err table (from MySQL's ER_* codes).
-_MYSQL: dict[int, type[Error]] = {}
+# ------------------------------------------------------------------------ MySQL
+
+# PyMySQL's err.error_map, errno by errno (names from pymysql.constants.ER).
+_MYSQL_ERRNO: dict[int, type[Error]] = {}
+for _cls, _errnos in (
+    (
+        ProgrammingError,
+        (
+            1007,  # DB_CREATE_EXISTS
+            1064,  # PARSE_ERROR
+            1102,  # WRONG_DB_NAME
+            1103,  # WRONG_TABLE_NAME
+            1110,  # FIELD_SPECIFIED_TWICE
+            1111,  # INVALID_GROUP_FUNC_USE
+            1112,  # UNSUPPORTED_EXTENSION
+            1113,  # TABLE_MUST_HAVE_COLUMNS
+            1146,  # NO_SUCH_TABLE
+            1149,  # SYNTAX_ERROR
+            1166,  # WRONG_COLUMN_NAME
+            1179,  # CANT_DO_THIS_DURING_AN_TRANSACTION
+        ),
+    ),
+    (
+        DataError,
+        (
+            1171,  # PRIMARY_CANT_HAVE_NULL
+            1230,  # NO_DEFAULT
+            1263,  # WARN_NULL_TO_NOTNULL
+            1264,  # WARN_DATA_OUT_OF_RANGE
+            1265,  # WARN_DATA_TRUNCATED
+            1366,  # TRUNCATED_WRONG_VALUE_FOR_FIELD
+            1367,  # ILLEGAL_VALUE_FOR_TYPE
+            1406,  # DATA_TOO_LONG
+            1441,  # DATETIME_FUNCTION_OVERFLOW
+        ),
+    ),
+    (
+        IntegrityError,
+        (
+            1048,  # BAD_NULL_ERROR
+            1062,  # DUP_ENTRY
+            1215,  # CANNOT_ADD_FOREIGN
+            1216,  # NO_REFERENCED_ROW
+            1217,  # ROW_IS_REFERENCED
+            1451,  # ROW_IS_REFERENCED_2
+            1452,  # NO_REFERENCED_ROW_2
+        ),
+    ),
+    (
+        NotSupportedError,
+        (
+            1196,  # WARNING_NOT_COMPLETE_ROLLBACK
+            1235,  # NOT_SUPPORTED_YET
+            1286,  # UNKNOWN_STORAGE_ENGINE
+            1289,  # FEATURE_DISABLED
+        ),
+    ),
+    (
+        OperationalError,
+        (
+            1040,  # CON_COUNT_ERROR
+            1044,  # DBACCESS_DENIED_ERROR
+            1045,  # ACCESS_DENIED_ERROR
+            1142,  # TABLEACCESS_DENIED_ERROR
+            1143,  # COLUMNACCESS_DENIED_ERROR
+            1213,  # LOCK_DEADLOCK
+            4025,  # CONSTRAINT_FAILED
+        ),
+    ),
+):
+    for _errno in _errnos:
+        _MYSQL_ERRNO[_errno] = _cls
+del _cls, _errnos, _errno
 
 
-def _add(cls: type[Error], *errnos: int) -> None:
-    for e in errnos:
-        _MYSQL[e] = cls
-
-
-_add(ProgrammingError, 1007, 1149, 1064, 1146, 1102, 1103, 1110, 1111, 1112, 1113, 1179, 1166)
-_add(DataError, 1265, 1263, 1264, 1230, 1171, 1406, 1441, 1366, 1367)
-_add(IntegrityError, 1062, 1216, 1452, 1217, 1451, 1215, 1048)
-_add(NotSupportedError, 1196, 1235, 1289, 1286)
-_add(OperationalError, 1044, 1045, 1040, 1142, 1143, 4025, 1213)
+def mysql_error_class(errno: int) -> type[Error]:
+    """The class PyMySQL raises for a server error number: its table, else
+    InternalError below 1000 and OperationalError from 1000 on."""
+    cls = _MYSQL_ERRNO.get(errno)
+    if cls is None:
+        cls = InternalError if errno < 1000 else OperationalError
+    return cls
 
 
 def _mysql_error(errno: int, sqlstate: str | None, message: str) -> Error:
-    """The exception PyMySQL raises for a MySQL server error (its errno table,
-    then its fallback: errno < 1000 InternalError, else OperationalError)."""
-    cls = _MYSQL.get(errno)
-    if cls is None:
-        cls = InternalError if errno < 1000 else OperationalError
-    exc = cls(errno, message)
-    exc.errno = errno  # type: ignore[attr-defined]
-    exc.sqlstate = sqlstate  # type: ignore[attr-defined]
-    exc.msg = message  # type: ignore[attr-defined]
+    """Called by the native layer for a MySQL server error; returns the exception to raise."""
+    exc = mysql_error_class(errno)(errno, message, sqlstate=sqlstate)
+    exc.errno = errno
+    exc.msg = message
     return exc
 
 
-# SQLite primary result codes -> sqlite3's classes.
-_SQLITE: dict[int, type[Error]] = {
-    1: OperationalError,  # SQLITE_ERROR (no such table, syntax error: as sqlite3)
+# ----------------------------------------------------------------------- SQLite
+
+# Primary result codes (the low byte of an extended code), mapped as the stdlib
+# sqlite3 module maps them (Modules/_sqlite/util.c).
+_SQLITE_PRIMARY: dict[int, type[Error]] = {
+    1: OperationalError,  # SQLITE_ERROR (syntax errors, no such table, ...)
     2: InternalError,  # SQLITE_INTERNAL
     3: OperationalError,  # SQLITE_PERM
     4: OperationalError,  # SQLITE_ABORT
     5: OperationalError,  # SQLITE_BUSY
     6: OperationalError,  # SQLITE_LOCKED
-    7: OperationalError,  # SQLITE_NOMEM (sqlite3: MemoryError)
     8: OperationalError,  # SQLITE_READONLY
     9: OperationalError,  # SQLITE_INTERRUPT
     10: OperationalError,  # SQLITE_IOERR
     11: DatabaseError,  # SQLITE_CORRUPT
-    12: OperationalError,  # SQLITE_NOTFOUND
+    12: InternalError,  # SQLITE_NOTFOUND
     13: OperationalError,  # SQLITE_FULL
     14: OperationalError,  # SQLITE_CANTOPEN
     15: OperationalError,  # SQLITE_PROTOCOL
@@ -104,36 +207,73 @@ _SQLITE: dict[int, type[Error]] = {
     19: IntegrityError,  # SQLITE_CONSTRAINT
     20: IntegrityError,  # SQLITE_MISMATCH
     21: InterfaceError,  # SQLITE_MISUSE
-    22: OperationalError,  # SQLITE_NOLFS
-    23: OperationalError,  # SQLITE_AUTH
-    24: OperationalError,  # SQLITE_FORMAT
     25: InterfaceError,  # SQLITE_RANGE
-    26: DatabaseError,  # SQLITE_NOTADB
+}
+
+_SQLITE_NAMES = (
+    "ERROR INTERNAL PERM ABORT BUSY LOCKED NOMEM READONLY INTERRUPT IOERR CORRUPT NOTFOUND"
+    " FULL CANTOPEN PROTOCOL EMPTY SCHEMA TOOBIG CONSTRAINT MISMATCH MISUSE NOLFS AUTH FORMAT"
+    " RANGE NOTADB NOTICE WARNING"
+).split()
+
+# Extended result codes (sqlite3.h): primary | (n << 8).
+_SQLITE_EXTENDED: dict[int, str] = {
+    (primary | (n << 8)): f"{prefix}_{name}"
+    for primary, prefix, names in (
+        (1, "ERROR", "MISSING_COLLSEQ RETRY SNAPSHOT"),
+        (5, "BUSY", "RECOVERY SNAPSHOT TIMEOUT"),
+        (6, "LOCKED", "SHAREDCACHE VTAB"),
+        (8, "READONLY", "RECOVERY CANTLOCK ROLLBACK DBMOVED CANTINIT DIRECTORY"),
+        (
+            10,
+            "IOERR",
+            "READ SHORT_READ WRITE FSYNC DIR_FSYNC TRUNCATE FSTAT UNLOCK RDLOCK DELETE"
+            " BLOCKED NOMEM ACCESS CHECKRESERVEDLOCK LOCK CLOSE DIR_CLOSE SHMOPEN SHMSIZE"
+            " SHMLOCK SHMMAP SEEK DELETE_NOENT MMAP GETTEMPPATH CONVPATH VNODE AUTH"
+            " BEGIN_ATOMIC COMMIT_ATOMIC ROLLBACK_ATOMIC DATA CORRUPTFS",
+        ),
+        (11, "CORRUPT", "VTAB SEQUENCE INDEX"),
+        (14, "CANTOPEN", "NOTEMPDIR ISDIR FULLPATH CONVPATH DIRTYWAL SYMLINK"),
+        (
+            19,
+            "CONSTRAINT",
+            "CHECK COMMITHOOK FOREIGNKEY FUNCTION NOTNULL PRIMARYKEY TRIGGER UNIQUE VTAB"
+            " ROWID PINNED DATATYPE",
+        ),
+    )
+    for n, name in enumerate(names.split(), start=1)
 }
 
 
+def _sqlite_errorname(code: int) -> str:
+    """'SQLITE_CONSTRAINT_UNIQUE' for 2067, as sqlite3's ``sqlite_errorname``."""
+    name = _SQLITE_EXTENDED.get(code)
+    if name is None:
+        primary = code & 0xFF
+        if not 1 <= primary <= len(_SQLITE_NAMES):
+            return "SQLITE_UNKNOWN"
+        name = _SQLITE_NAMES[primary - 1]
+    return "SQLITE_" + name
+
+
+def sqlite_error_class(code: int | None) -> type[Error]:
+    """The class the stdlib sqlite3 raises for a (possibly extended) result code."""
+    if code is None:
+        return DatabaseError
+    if code == 7:  # SQLITE_NOMEM: sqlite3 raises MemoryError; keep it a DB-API error
+        return OperationalError
+    return _SQLITE_PRIMARY.get(code & 0xFF, DatabaseError)
+
+
 def _sqlite_error(code: str | None, message: str) -> Error:
-    """The exception sqlite3 raises for an SQLite result code (extended codes
-    map by their primary code, the low byte)."""
+    """Called by the native layer for a SQLite error (``code``: the extended result
+    code as a decimal string, or None); returns the exception to raise."""
+    number: int | None
     try:
-        extended = int(code) if code is not None else 1
+        number = int(code) if code is not None else None
     except ValueError:
-        extended = 1
-    cls = _SQLITE.get(extended & 0xFF, DatabaseError)
-    exc = cls(message)
-    exc.sqlite_errorcode = extended  # type: ignore[attr-defined]
+        number = None
+    exc = sqlite_error_class(number)(message)
+    exc.sqlite_errorcode = number
+    exc.sqlite_errorname = _sqlite_errorname(number) if number is not None else None
     return exc
-
-
-__all__ = [
-    "DataError",
-    "DatabaseError",
-    "Error",
-    "IntegrityError",
-    "InterfaceError",
-    "InternalError",
-    "NotSupportedError",
-    "OperationalError",
-    "ProgrammingError",
-    "Warning",
-]
