@@ -574,11 +574,6 @@ async def test_lastrowid_rowcount_and_insert_id_match_aiomysql(mysql_server: Any
     assert out["fastio"][2] == (3, 2, 2)
 
 
-@pytest.mark.xfail(
-    reason="native: sqlx sends CLIENT_FOUND_ROWS, so UPDATE counts matched rows, "
-    "aiomysql counts changed rows",
-    strict=True,
-)
 async def test_update_rowcount_counts_changed_rows_like_aiomysql(mysql_server: Any) -> None:
     out = {}
     for name, driver in DRIVERS.items():
@@ -1010,12 +1005,10 @@ async def test_pool_recycle_and_extra_stats(mysql_server: Any) -> None:
         assert stats["acquired"] >= 1 and stats["size"] == pool.size
 
 
-# ------------------------------------------- native layer: known defects
-# Each test states what fastio.mysql needs from the native MySQL backend and
-# fails until the backend provides it (strict xfail: fix -> remove the mark).
+# ------------------------------------------- native layer
+# What fastio.mysql needs from the native MySQL backend.
 
 
-@pytest.mark.xfail(reason="native: _exec returns description None for an empty result", strict=True)
 async def test_native_empty_result_set_has_a_description(mysql_server: Any) -> None:
     conn = await fastio.connect(mysql_server.dsn)
     try:
@@ -1033,7 +1026,6 @@ async def test_native_empty_result_set_has_a_description(mysql_server: Any) -> N
             assert await cur.fetchall() == ()  # aiomysql's value
 
 
-@pytest.mark.xfail(reason="native: terminate() of an acquired connection panics", strict=True)
 async def test_native_terminate_of_an_acquired_connection(mysql_server: Any) -> None:
     pool = await fastio.create_pool(mysql_server.dsn, min_size=1, max_size=1)
     try:
@@ -1044,12 +1036,18 @@ async def test_native_terminate_of_an_acquired_connection(mysql_server: Any) -> 
             pytest.fail(f"terminate() raised {type(e).__name__}: {e}")
         assert conn.is_closed()
         await pool.release(conn)
+        # The session is closed on tokio; its slot frees when that finishes.
+        for _ in range(100):
+            if pool.get_stats()["in_use"] == 0:
+                break
+            await asyncio.sleep(0.05)
         assert pool.get_stats()["in_use"] == 0
+        async with pool.acquire() as again:  # the slot is usable
+            assert await again.fetchval("SELECT 1") == 1
     finally:
         pool.terminate()
 
 
-@pytest.mark.xfail(reason="native: Pool.terminate() leaves acquired connections open", strict=True)
 async def test_native_pool_terminate_closes_acquired_connections(mysql_server: Any) -> None:
     pool = await fastio.create_pool(mysql_server.dsn, min_size=1, max_size=1)
     conn = await pool.acquire()

@@ -117,6 +117,16 @@ impl<DB: Reset> Drop for ConnState<DB> {
     }
 }
 
+/// Closes a pooled connection, handing its slot back to the pool from a
+/// tokio task (callers run on the event-loop thread, outside the runtime).
+pub(crate) fn close_pooled<DB: Database>(mut c: PoolConnection<DB>) {
+    c.close_on_drop();
+    match crate::runtime::handle() {
+        Ok(rt) => drop(rt.spawn(async move { drop(c) })),
+        Err(_) => std::mem::forget(c),
+    }
+}
+
 /// What to do with a pooled connection nobody released.
 pub(crate) trait Reset: Database {
     /// Hands it back reset, or closes it (runs on tokio).
@@ -497,14 +507,8 @@ impl ConnInner {
     fn terminate(&self) {
         self.closed.store(true, Ordering::Release);
         if let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() {
-            if let Some(Conn::Pooled(mut c)) = guard.conn.take() {
-                c.close_on_drop();
-                // Closing hands the slot back to the pool from a tokio task
-                // (this runs on the event-loop thread, outside the runtime).
-                match crate::runtime::handle() {
-                    Ok(rt) => drop(rt.spawn(async move { drop(c) })),
-                    Err(_) => std::mem::forget(c),
-                }
+            if let Some(Conn::Pooled(c)) = guard.conn.take() {
+                close_pooled(c);
             }
             guard.gone = "the connection is closed";
         }

@@ -12,9 +12,12 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 use sqlx::mysql::{
-    MySql, MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlRow,
+    MySql, MySqlArguments, MySqlColumn, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError,
+    MySqlRow,
 };
-use sqlx::{Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Either, Executor, Row};
+use sqlx::{
+    Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Either, Executor, Row, SqlSafeStr,
+};
 
 use super::codec::from_python::{decimal_type, Param};
 use super::codec::to_python::civil;
@@ -274,13 +277,7 @@ async fn collect(
     params: &[Param],
     shape: Shape,
 ) -> Result<SqlOutput<MySql>> {
-    let mut out = SqlOutput {
-        rows: Vec::new(),
-        affected: 0,
-        last_id: 0,
-        status: String::new(),
-        shape,
-    };
+    let mut out = SqlOutput::new(shape);
     let mut first_done = false;
     {
         let mut stream = if params.is_empty() {
@@ -310,6 +307,15 @@ async fn collect(
     }
     if matches!(shape, Shape::Status) {
         out.status = status_of(sql, out.affected, out.rows.len());
+    }
+    if out.wants_columns(sql) {
+        // The statement's columns from the server (cached when prepared already).
+        if let Ok(stmt) = conn
+            .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+            .await
+        {
+            out.columns = sqlx::Statement::columns(&stmt).to_vec();
+        }
     }
     Ok(out)
 }
@@ -401,9 +407,8 @@ impl Dialect for MySql {
         )
     }
 
-    fn describe<'py>(py: Python<'py>, row: &MySqlRow) -> PyResult<Bound<'py, PyTuple>> {
-        let items = row
-            .columns()
+    fn describe<'py>(py: Python<'py>, columns: &[MySqlColumn]) -> PyResult<Bound<'py, PyTuple>> {
+        let items = columns
             .iter()
             .map(|c| {
                 let ti = c.type_info();

@@ -21,7 +21,7 @@ use super::connection::{
 use super::mysql;
 use super::postgres::{self, map_err, Shape};
 use super::reconnect::Attempts;
-use super::sql::{open_conn, open_pool, Dialect, InitSql, SqlConn, SqlPool, SqlSettings};
+use super::sql::{open_conn, open_pool, warm_up, Dialect, InitSql, SqlConn, SqlPool, SqlSettings};
 use super::sqlite;
 use super::stats::{self, PoolMetrics, PoolView};
 use crate::errors::{Error, Result};
@@ -309,10 +309,7 @@ where
     D::Connection: Session,
 {
     Box::pin(async move {
-        pool.check()?;
-        let c = pool.acquire_raw(timeout).await?;
-        let settings = Arc::clone(&pool.settings);
-        let inner = Arc::new(SqlConn::new(Conn::Pooled(c), settings, Some(pool)));
+        let inner = pool.lend(timeout).await?;
         Ok(Connection { kind: wrap(inner) })
     })
 }
@@ -536,11 +533,7 @@ impl Pool {
             p.closed.store(true, Ordering::Release);
             let pool = p.pg().clone();
             handle.spawn(async move { pool.close().await });
-        }, sql: {
-            p.closed.store(true, Ordering::Release);
-            let pool = p.pool.clone();
-            handle.spawn(async move { pool.close().await });
-        });
+        }, sql: p.terminate()?);
         Ok(())
     }
 
@@ -957,6 +950,9 @@ fn create_pool<'py>(
         }
         let pool = options
             .connect_with(opts)
+            .await
+            .map_err(|e| map_err(e, None))?;
+        warm_up(&pool, min_size)
             .await
             .map_err(|e| map_err(e, None))?;
         let inner = Arc::new(PoolInner {

@@ -16,7 +16,7 @@ use sqlx::{Column as _, ConnectOptions, Connection as _, Database, Row as _};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::codec::from_python::Param;
-use super::connection::{Busy, Conn, ConnState, Reset, Session};
+use super::connection::{close_pooled, Busy, Conn, ConnState, Reset, Session};
 use super::pool::Stats;
 use super::postgres::Shape;
 use super::reconnect::Attempts;
@@ -71,8 +71,8 @@ where
     /// One value of a row as a Python object.
     fn value<'py>(py: Python<'py>, row: &Self::Row, i: usize) -> PyResult<Bound<'py, PyAny>>;
 
-    /// The DB-API `description` of a result (7-tuples).
-    fn describe<'py>(py: Python<'py>, row: &Self::Row) -> PyResult<Bound<'py, PyTuple>>;
+    /// The DB-API `description` of a result's columns (7-tuples).
+    fn describe<'py>(py: Python<'py>, columns: &[Self::Column]) -> PyResult<Bound<'py, PyTuple>>;
 
     /// Maps a sqlx error of this backend.
     fn map_err(e: sqlx::Error) -> Error;
@@ -86,6 +86,29 @@ pub(crate) struct SqlOutput<D: Database> {
     pub(crate) last_id: u64,
     pub(crate) status: String,
     pub(crate) shape: Shape,
+    /// The columns of a result set that had no rows (for `description`).
+    pub(crate) columns: Vec<D::Column>,
+}
+
+impl<D: Database> SqlOutput<D> {
+    pub(crate) fn new(shape: Shape) -> Self {
+        SqlOutput {
+            rows: Vec::new(),
+            affected: 0,
+            last_id: 0,
+            status: String::new(),
+            shape,
+            columns: Vec::new(),
+        }
+    }
+
+    /// Whether `description` must come from preparing the statement: a
+    /// DB-API result of a query that returned no rows.
+    pub(crate) fn wants_columns(&self, sql: &str) -> bool {
+        matches!(self.shape, Shape::Exec)
+            && self.rows.is_empty()
+            && status_of(sql, 0, 0).starts_with("SELECT")
+    }
 }
 
 /// asyncpg-style status of a statement that reports no command tag:
@@ -164,7 +187,8 @@ where
             },
             Shape::Exec => {
                 let description = match self.rows.first() {
-                    Some(row) => D::describe(py, row)?.into_any(),
+                    Some(row) => D::describe(py, row.columns())?.into_any(),
+                    None if !self.columns.is_empty() => D::describe(py, &self.columns)?.into_any(),
                     None => py.None().into_bound(py),
                 };
                 let rows = self
@@ -232,6 +256,8 @@ where
     pub(crate) metrics: PoolMetrics,
     gauges: OnceLock<Arc<dyn GaugeSource>>,
     retry: Option<RetryPolicy>,
+    /// Connections handed out by `acquire()`, for `terminate()`.
+    lent: std::sync::Mutex<Vec<std::sync::Weak<SqlConn<D>>>>,
 }
 
 impl<D: Dialect> PoolView for SqlPool<D>
@@ -315,6 +341,7 @@ where
         .connect_with(opts)
         .await
         .map_err(D::map_err)?;
+    warm_up(&pool, min_size).await.map_err(D::map_err)?;
     let pool = Arc::new(SqlPool {
         pool,
         settings,
@@ -327,9 +354,21 @@ where
         metrics: PoolMetrics::new(name, <D as Dialect>::NAME),
         gauges: OnceLock::new(),
         retry,
+        lent: std::sync::Mutex::new(Vec::new()),
     });
     let _ = pool.gauges.set(stats::register(&pool));
     Ok(pool)
+}
+
+/// Opens `min_size` connections before the pool is handed out (sqlx opens
+/// one and fills the rest in the background), as asyncpg and aiomysql do.
+pub(crate) async fn warm_up<DB: Database>(
+    pool: &sqlx::Pool<DB>,
+    min_size: u32,
+) -> sqlx::Result<()> {
+    let held = futures::future::try_join_all((0..min_size).map(|_| pool.acquire())).await?;
+    drop(held);
+    Ok(())
 }
 
 /// Opens one standalone connection.
@@ -368,6 +407,40 @@ where
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Interface("the pool is closed".into()));
         }
+        Ok(())
+    }
+
+    /// Hands out a connection as a `Connection` of this pool.
+    pub(crate) async fn lend(
+        self: Arc<Self>,
+        timeout: Option<Duration>,
+    ) -> Result<Arc<SqlConn<D>>> {
+        self.check()?;
+        let c = self.acquire_raw(timeout).await?;
+        let settings = Arc::clone(&self.settings);
+        let conn = Arc::new(SqlConn::new(
+            Conn::Pooled(c),
+            settings,
+            Some(Arc::clone(&self)),
+        ));
+        let mut lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+        lent.retain(|w| {
+            w.upgrade()
+                .is_some_and(|c| !c.closed.load(Ordering::Acquire))
+        });
+        lent.push(Arc::downgrade(&conn));
+        Ok(conn)
+    }
+
+    /// Closes the pool and every connection it has handed out, at once.
+    pub(crate) fn terminate(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        let lent = std::mem::take(&mut *self.lent.lock().unwrap_or_else(|p| p.into_inner()));
+        for conn in lent.iter().filter_map(std::sync::Weak::upgrade) {
+            conn.terminate();
+        }
+        let pool = self.pool.clone();
+        crate::runtime::handle()?.spawn(async move { pool.close().await });
         Ok(())
     }
 
@@ -629,8 +702,8 @@ where
     pub(crate) fn terminate(&self) {
         self.closed.store(true, Ordering::Release);
         if let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() {
-            if let Some(Conn::Pooled(mut c)) = guard.conn.take() {
-                c.close_on_drop();
+            if let Some(Conn::Pooled(c)) = guard.conn.take() {
+                close_pooled(c);
             }
             guard.gone = "the connection is closed";
         }

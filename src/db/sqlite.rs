@@ -12,12 +12,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 use sqlx::sqlite::{
-    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteError,
+    Sqlite, SqliteArguments, SqliteColumn, SqliteConnectOptions, SqliteConnection, SqliteError,
     SqliteJournalMode, SqliteRow,
 };
 use sqlx::{
-    Arguments, AssertSqlSafe, Column, ConnectOptions, Decode, Either, Executor, Row, TypeInfo,
-    ValueRef,
+    Arguments, AssertSqlSafe, Column, ConnectOptions, Decode, Either, Executor, Row, SqlSafeStr,
+    TypeInfo, ValueRef,
 };
 
 use super::codec::from_python::Param;
@@ -149,13 +149,7 @@ async fn collect(
     params: &[Param],
     shape: Shape,
 ) -> Result<SqlOutput<Sqlite>> {
-    let mut out = SqlOutput {
-        rows: Vec::new(),
-        affected: 0,
-        last_id: 0,
-        status: String::new(),
-        shape,
-    };
+    let mut out = SqlOutput::new(shape);
     // sqlite3 sets lastrowid after INSERT / REPLACE only.
     let inserts = matches!(status_of(sql, 0, 0).as_str(), "INSERT 0 0");
     {
@@ -180,6 +174,15 @@ async fn collect(
     }
     if matches!(shape, Shape::Status) {
         out.status = status_of(sql, out.affected, out.rows.len());
+    }
+    if out.wants_columns(sql) {
+        // The statement's columns from the server (cached when prepared already).
+        if let Ok(stmt) = conn
+            .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
+            .await
+        {
+            out.columns = sqlx::Statement::columns(&stmt).to_vec();
+        }
     }
     Ok(out)
 }
@@ -282,9 +285,8 @@ impl Dialect for Sqlite {
     }
 
     /// sqlite3's description: the names, the other six fields None.
-    fn describe<'py>(py: Python<'py>, row: &SqliteRow) -> PyResult<Bound<'py, PyTuple>> {
-        let items = row
-            .columns()
+    fn describe<'py>(py: Python<'py>, columns: &[SqliteColumn]) -> PyResult<Bound<'py, PyTuple>> {
+        let items = columns
             .iter()
             .map(|c| {
                 let none = py.None();

@@ -38,7 +38,8 @@ impl<S: Socket> MySqlStream<S> {
         let mut capabilities = Capabilities::PROTOCOL_41
             | Capabilities::IGNORE_SPACE
             | Capabilities::DEPRECATE_EOF
-            | Capabilities::FOUND_ROWS
+            // fastio patch: no FOUND_ROWS, so UPDATE reports changed rows, as
+            // PyMySQL / aiomysql sessions do.
             | Capabilities::TRANSACTIONS
             | Capabilities::SECURE_CONNECTION
             | Capabilities::PLUGIN_AUTH_LENENC_DATA
