@@ -314,7 +314,7 @@ async fn collect(
             .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
             .await
         {
-            out.columns = sqlx::Statement::columns(&stmt).to_vec();
+            out.columns = Some(sqlx::Statement::columns(&stmt).to_vec());
         }
     }
     Ok(out)
@@ -391,6 +391,21 @@ impl Dialect for MySql {
         conn.set_skip_idle_ping(true);
     }
 
+    type OutRow = MySqlRow;
+    type Header = Vec<MySqlColumn>;
+
+    fn names(row: &MySqlRow) -> Vec<&str> {
+        row.columns().iter().map(|c| c.name()).collect()
+    }
+
+    fn width(row: &MySqlRow) -> usize {
+        row.columns().len()
+    }
+
+    fn header(row: &MySqlRow) -> Vec<MySqlColumn> {
+        row.columns().to_vec()
+    }
+
     fn value<'py>(py: Python<'py>, row: &MySqlRow, i: usize) -> PyResult<Bound<'py, PyAny>> {
         let v = row.try_get_raw(i).map_err(|e| PyErr::from(map_err(e)))?;
         let Some(bytes) = v.raw() else {
@@ -407,7 +422,7 @@ impl Dialect for MySql {
         )
     }
 
-    fn describe<'py>(py: Python<'py>, columns: &[MySqlColumn]) -> PyResult<Bound<'py, PyTuple>> {
+    fn describe<'py>(py: Python<'py>, columns: &Vec<MySqlColumn>) -> PyResult<Bound<'py, PyTuple>> {
         let items = columns
             .iter()
             .map(|c| {

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 use sqlx::pool::{PoolConnection, PoolOptions};
-use sqlx::{Column as _, ConnectOptions, Connection as _, Database, Row as _};
+use sqlx::{ConnectOptions, Connection as _, Database};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::codec::from_python::Param;
@@ -68,11 +68,25 @@ where
     /// Per-connection setup after connecting.
     fn after_connect(conn: &mut Self::Connection);
 
+    /// A result row as the query collected it.
+    type OutRow: Send + 'static;
+    /// What `description` is built from.
+    type Header: Send + 'static;
+
+    /// The column names of a row.
+    fn names(row: &Self::OutRow) -> Vec<&str>;
+
+    /// The number of values in a row.
+    fn width(row: &Self::OutRow) -> usize;
+
+    /// The header of a row's result.
+    fn header(row: &Self::OutRow) -> Self::Header;
+
     /// One value of a row as a Python object.
-    fn value<'py>(py: Python<'py>, row: &Self::Row, i: usize) -> PyResult<Bound<'py, PyAny>>;
+    fn value<'py>(py: Python<'py>, row: &Self::OutRow, i: usize) -> PyResult<Bound<'py, PyAny>>;
 
     /// The DB-API `description` of a result's columns (7-tuples).
-    fn describe<'py>(py: Python<'py>, columns: &[Self::Column]) -> PyResult<Bound<'py, PyTuple>>;
+    fn describe<'py>(py: Python<'py>, header: &Self::Header) -> PyResult<Bound<'py, PyTuple>>;
 
     /// Maps a sqlx error of this backend.
     fn map_err(e: sqlx::Error) -> Error;
@@ -80,17 +94,23 @@ where
 
 /// Rows still in wire form, plus what the statement reported; turned into
 /// Python objects on the loop thread.
-pub(crate) struct SqlOutput<D: Database> {
-    pub(crate) rows: Vec<D::Row>,
+pub(crate) struct SqlOutput<D: Dialect>
+where
+    D::Connection: Session,
+{
+    pub(crate) rows: Vec<D::OutRow>,
     pub(crate) affected: u64,
     pub(crate) last_id: u64,
     pub(crate) status: String,
     pub(crate) shape: Shape,
     /// The columns of a result set that had no rows (for `description`).
-    pub(crate) columns: Vec<D::Column>,
+    pub(crate) columns: Option<D::Header>,
 }
 
-impl<D: Database> SqlOutput<D> {
+impl<D: Dialect> SqlOutput<D>
+where
+    D::Connection: Session,
+{
     pub(crate) fn new(shape: Shape) -> Self {
         SqlOutput {
             rows: Vec::new(),
@@ -98,7 +118,7 @@ impl<D: Database> SqlOutput<D> {
             last_id: 0,
             status: String::new(),
             shape,
-            columns: Vec::new(),
+            columns: None,
         }
     }
 
@@ -175,7 +195,7 @@ where
             Shape::Value(col) => match self.rows.first() {
                 None => Ok(py.None().into_bound(py)),
                 Some(row) => {
-                    let n = row.columns().len();
+                    let n = D::width(row);
                     if col >= n {
                         return Err(pyo3::exceptions::PyIndexError::new_err(format!(
                             "fetchval(): column index {col} out of range (the result has {n} column{})",
@@ -187,15 +207,17 @@ where
             },
             Shape::Exec => {
                 let description = match self.rows.first() {
-                    Some(row) => D::describe(py, row.columns())?.into_any(),
-                    None if !self.columns.is_empty() => D::describe(py, &self.columns)?.into_any(),
-                    None => py.None().into_bound(py),
+                    Some(row) => D::describe(py, &D::header(row))?.into_any(),
+                    None => match &self.columns {
+                        Some(h) => D::describe(py, h)?.into_any(),
+                        None => py.None().into_bound(py),
+                    },
                 };
                 let rows = self
                     .rows
                     .iter()
                     .map(|row| {
-                        let values = (0..row.columns().len())
+                        let values = (0..D::width(row))
                             .map(|i| D::value(py, row, i))
                             .collect::<PyResult<Vec<_>>>()?;
                         PyTuple::new(py, values)
@@ -212,19 +234,22 @@ where
     }
 }
 
-fn desc_of<D: Dialect>(py: Python<'_>, row: &D::Row) -> PyResult<Arc<RecordDesc>>
+fn desc_of<D: Dialect>(py: Python<'_>, row: &D::OutRow) -> PyResult<Arc<RecordDesc>>
 where
     D::Connection: Session,
 {
-    let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
-    RecordDesc::new(py, &names)
+    RecordDesc::new(py, &D::names(row))
 }
 
-fn record<D: Dialect>(py: Python<'_>, desc: &Arc<RecordDesc>, row: &D::Row) -> PyResult<Py<PyAny>>
+fn record<D: Dialect>(
+    py: Python<'_>,
+    desc: &Arc<RecordDesc>,
+    row: &D::OutRow,
+) -> PyResult<Py<PyAny>>
 where
     D::Connection: Session,
 {
-    let values = (0..row.columns().len())
+    let values = (0..D::width(row))
         .map(|i| D::value(py, row, i).map(Bound::unbind))
         .collect::<PyResult<Vec<_>>>()?;
     Record {
@@ -360,14 +385,17 @@ where
     Ok(pool)
 }
 
-/// Opens `min_size` connections before the pool is handed out (sqlx opens
-/// one and fills the rest in the background), as asyncpg and aiomysql do.
+/// Waits (up to 30 s) until the pool has `min_size` connections open before
+/// it is handed out, as asyncpg and aiomysql do: sqlx opens one and fills
+/// the rest in the background.
 pub(crate) async fn warm_up<DB: Database>(
     pool: &sqlx::Pool<DB>,
     min_size: u32,
 ) -> sqlx::Result<()> {
-    let held = futures::future::try_join_all((0..min_size).map(|_| pool.acquire())).await?;
-    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pool.size() < min_size && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     Ok(())
 }
 
