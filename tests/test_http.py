@@ -133,11 +133,18 @@ async def test_redirects_and_their_limit(http_server: Any) -> None:
     assert r.status == 302 and r.headers["location"] == "/get"
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate", "brotli"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "brotli", "zstd"])
 async def test_compressed_bodies_are_decoded(http_server: Any, encoding: str) -> None:
     r = await fastio.Client().get(f"{http_server.url}/{encoding}")
     assert r.status == 200
-    assert r.json()[{"gzip": "gzipped", "deflate": "deflated", "brotli": "brotli"}[encoding]]
+    key = {"gzip": "gzipped", "deflate": "deflated", "brotli": "brotli", "zstd": "zstd"}
+    assert r.json()[key[encoding]]
+
+
+async def test_accept_encoding_offers_zstd(http_server: Any) -> None:
+    r = await fastio.Client().get(f"{http_server.url}/headers")
+    offered = {e.strip() for e in r.json()["headers"]["Accept-Encoding"].split(",")}
+    assert {"gzip", "deflate", "br", "zstd"} <= offered
 
 
 async def test_chunked_and_large_bodies(http_server: Any) -> None:
