@@ -155,6 +155,57 @@ async def test_chunked_and_large_bodies(http_server: Any) -> None:
     assert len(r.content) == 20 * 1024 * 1024
 
 
+async def test_large_bodies_are_read_into_one_shared_bytes(http_server: Any) -> None:
+    # A large body of known length goes straight into the `bytes` that
+    # .content returns: cache hits share that object instead of copying it.
+    n = 3 * 1024 * 1024
+    client = fastio.Client(cache_ttl=30)
+    url = f"{http_server.url}/bytes/{n}?seed=5"
+    a = await client.get(url)
+    b = await client.get(url)
+    assert b.from_cache
+    assert a.content == deterministic_bytes(n, 5) and len(a) == n
+    assert b.content is a.content
+    assert a.text == deterministic_bytes(n, 5).decode("utf-8", "replace")
+    sizes = [131071, 131072, 200_000, 1_000_001]  # both sides of the threshold
+    rs = await fastio.fetch_all([f"{http_server.url}/bytes/{k}?seed={k}" for k in sizes])
+    assert [r.content for r in rs] == [deterministic_bytes(k, k) for k in sizes]
+    capped = fastio.Client(max_body_size=200_000)
+    assert len((await capped.get(f"{http_server.url}/bytes/200000")).content) == 200_000
+    with pytest.raises(fastio.BodyTooLarge):
+        await capped.get(f"{http_server.url}/bytes/200001")
+
+
+async def test_fetch_all_repeated_urls_keep_their_own_results(http_server: Any) -> None:
+    # fetch_all parses a URL repeated back to back once; each item still gets
+    # the call's params and its own response, and bad items stay per item.
+    u = http_server.url
+    get = f"{u}/get"
+    items = [
+        get,
+        get,
+        "not a url",
+        "not a url",
+        f"{u}/uuid",
+        get,
+        "".join(["ht", "tp://", get[7:]]),
+    ]
+    rs = await fastio.fetch_all(items, params={"k": "v"})
+    assert [type(r).__name__ for r in rs] == [
+        "Response",
+        "Response",
+        "InvalidURL",
+        "InvalidURL",
+        "Response",
+        "Response",
+        "Response",
+    ]
+    for i in (0, 1, 5, 6):
+        assert rs[i].json()["args"] == {"k": "v"} and rs[i].url == f"{get}?k=v"
+    uuids = await fastio.fetch_all([f"{u}/uuid"] * 20)
+    assert len({r.json()["uuid"] for r in uuids}) == 20
+
+
 async def test_max_body_size(http_server: Any) -> None:
     client = fastio.Client(max_body_size=1000)
     assert len((await client.get(f"{http_server.url}/bytes/1000")).content) == 1000
