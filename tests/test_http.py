@@ -133,6 +133,22 @@ async def test_redirects_and_their_limit(http_server: Any) -> None:
     assert r.status == 302 and r.headers["location"] == "/get"
 
 
+async def test_redirects_keep_credentials_on_the_same_host_only(http_server: Any) -> None:
+    # reqwest is patched to skip its per-request URL parses before the first
+    # redirect (vendor/reqwest); after one, credentials must still be dropped.
+    u = http_server.url
+    other = u.replace("127.0.0.1", "localhost")
+    client = fastio.Client(headers={"Authorization": "Bearer s3cret"})
+    same = await client.get(f"{u}/redirect-to", params={"url": f"{u}/headers"})
+    assert same.json()["headers"].get("Authorization") == "Bearer s3cret"
+    assert same.url == f"{u}/headers"
+    cross = await client.get(f"{u}/redirect-to", params={"url": f"{other}/headers"})
+    assert "Authorization" not in cross.json()["headers"]
+    assert cross.url == f"{other}/headers"
+    plain = await client.get(f"{u}/headers")
+    assert plain.url == f"{u}/headers"
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "brotli", "zstd"])
 async def test_compressed_bodies_are_decoded(http_server: Any, encoding: str) -> None:
     r = await fastio.Client().get(f"{http_server.url}/{encoding}")
