@@ -36,6 +36,10 @@ try:
     import brotli as _brotli
 except ImportError:  # optional: /brotli answers 501 without it
     _brotli = None
+try:
+    import zstandard as _zstd
+except ImportError:  # optional: /zstd answers 501 without it
+    _zstd = None
 
 MIB = 1024 * 1024
 MAX_BYTES = 100 * MIB
@@ -333,6 +337,18 @@ async def brotlied(request: web.Request) -> web.Response:
         body=_brotli.compress(body),
         content_type="application/json",
         headers={"Content-Encoding": "br"},
+    )
+
+
+@routes.get("/zstd")
+async def zstded(request: web.Request) -> web.Response:
+    if _zstd is None:
+        return _json({"error": "zstandard module not installed"}, status=501)
+    body = _dumps({"zstd": True, "method": request.method, **_info(request)}).encode()
+    return web.Response(
+        body=_zstd.ZstdCompressor().compress(body),
+        content_type="application/json",
+        headers={"Content-Encoding": "zstd"},
     )
 
 

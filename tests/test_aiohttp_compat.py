@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from yarl import URL
 
 import fastio
 import fastio.aiohttp as aiohttp
@@ -235,3 +236,47 @@ async def test_connector_limit_per_host(http_server: Any) -> None:
             *(session.get(f"{http_server.url}/concurrency/hold?ms=50") for _ in range(8))
         )
     assert stats("/concurrency/stats")["max"] == 2
+
+
+async def _url_and_error_surface(session: Any, u: str, error: type[Exception]) -> dict[str, Any]:
+    """What code written for aiohttp reads off a response and its error."""
+    out: dict[str, Any] = {}
+    async with session.get(f"{u}/redirect/2", params={"q": "1"}, headers={"X-Req": "r"}) as r:
+        out["url"] = (type(r.url).__module__, type(r.url).__name__, str(r.url))
+        out["real_url"] = (type(r.real_url).__name__, str(r.real_url))
+        out["url_parts"] = (r.url.scheme, r.url.host, r.url.port, r.url.path)
+        info = r.request_info
+        out["info"] = (type(info.url).__name__, str(info.url), str(info.real_url), info.method)
+        out["info_headers"] = (info.headers["x-req"], info.headers["X-Session"])
+    async with session.get(f"{u}/status/404") as r:
+        with pytest.raises(error) as e:
+            r.raise_for_status()
+        err = e.value
+        out["err"] = (err.status, err.message, str(err), err.history, err.args[1])
+        out["err_headers"] = err.headers["Content-Type"]
+        out["err_info"] = (str(err.request_info.url), err.request_info.method)
+        out["err_info_is_resp"] = err.request_info == r.request_info
+    return out
+
+
+async def test_url_request_info_and_response_error_as_aiohttp(http_server: Any) -> None:
+    import aiohttp as real
+
+    u = http_server.url
+    async with aiohttp.ClientSession(headers={"X-Session": "s"}) as session:
+        ours = await _url_and_error_surface(session, u, aiohttp.ClientResponseError)
+    async with real.ClientSession(headers={"X-Session": "s"}) as session:
+        theirs = await _url_and_error_surface(session, u, real.ClientResponseError)
+    assert ours["url"] == ("yarl", "URL", f"{u}/get")
+    assert ours == theirs
+
+
+async def test_too_many_redirects_carries_request_info(http_server: Any) -> None:
+    u = http_server.url
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.TooManyRedirects) as e:
+            await session.get(f"{u}/redirect/30")
+    err = e.value
+    assert isinstance(err, aiohttp.ClientResponseError)
+    assert err.request_info.url == URL(f"{u}/redirect/30") and err.request_info.method == "GET"
+    assert str(err).endswith(f"url='{u}/redirect/30'")

@@ -398,6 +398,15 @@ async def test_http_compressed_bodies(http_server: HTTPServer) -> None:
                 assert resp.status == 501
             else:
                 assert resp.headers["Content-Encoding"] == "br"
+        async with raw.get("/zstd") as resp:
+            if importlib.util.find_spec("zstandard") is None:
+                assert resp.status == 501
+            else:
+                import zstandard
+
+                assert resp.headers["Content-Encoding"] == "zstd"
+                body = zstandard.ZstdDecompressor().decompressobj().decompress(await resp.read())
+                assert b'"zstd": true' in body
     async with aiohttp.ClientSession(base_url=http_server.url) as session:
         async with session.get("/gzip") as resp:
             assert (await resp.json())["gzipped"] is True

@@ -133,11 +133,34 @@ async def test_redirects_and_their_limit(http_server: Any) -> None:
     assert r.status == 302 and r.headers["location"] == "/get"
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate", "brotli"])
+async def test_redirects_keep_credentials_on_the_same_host_only(http_server: Any) -> None:
+    # reqwest is patched to skip its per-request URL parses before the first
+    # redirect (vendor/reqwest); after one, credentials must still be dropped.
+    u = http_server.url
+    other = u.replace("127.0.0.1", "localhost")
+    client = fastio.Client(headers={"Authorization": "Bearer s3cret"})
+    same = await client.get(f"{u}/redirect-to", params={"url": f"{u}/headers"})
+    assert same.json()["headers"].get("Authorization") == "Bearer s3cret"
+    assert same.url == f"{u}/headers"
+    cross = await client.get(f"{u}/redirect-to", params={"url": f"{other}/headers"})
+    assert "Authorization" not in cross.json()["headers"]
+    assert cross.url == f"{other}/headers"
+    plain = await client.get(f"{u}/headers")
+    assert plain.url == f"{u}/headers"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "brotli", "zstd"])
 async def test_compressed_bodies_are_decoded(http_server: Any, encoding: str) -> None:
     r = await fastio.Client().get(f"{http_server.url}/{encoding}")
     assert r.status == 200
-    assert r.json()[{"gzip": "gzipped", "deflate": "deflated", "brotli": "brotli"}[encoding]]
+    key = {"gzip": "gzipped", "deflate": "deflated", "brotli": "brotli", "zstd": "zstd"}
+    assert r.json()[key[encoding]]
+
+
+async def test_accept_encoding_offers_zstd(http_server: Any) -> None:
+    r = await fastio.Client().get(f"{http_server.url}/headers")
+    offered = {e.strip() for e in r.json()["headers"]["Accept-Encoding"].split(",")}
+    assert {"gzip", "deflate", "br", "zstd"} <= offered
 
 
 async def test_chunked_and_large_bodies(http_server: Any) -> None:
@@ -146,6 +169,57 @@ async def test_chunked_and_large_bodies(http_server: Any) -> None:
     assert r.content == deterministic_bytes(300000, 7)
     r = await client.get(f"{http_server.url}/large/20")
     assert len(r.content) == 20 * 1024 * 1024
+
+
+async def test_large_bodies_are_read_into_one_shared_bytes(http_server: Any) -> None:
+    # A large body of known length goes straight into the `bytes` that
+    # .content returns: cache hits share that object instead of copying it.
+    n = 3 * 1024 * 1024
+    client = fastio.Client(cache_ttl=30)
+    url = f"{http_server.url}/bytes/{n}?seed=5"
+    a = await client.get(url)
+    b = await client.get(url)
+    assert b.from_cache
+    assert a.content == deterministic_bytes(n, 5) and len(a) == n
+    assert b.content is a.content
+    assert a.text == deterministic_bytes(n, 5).decode("utf-8", "replace")
+    sizes = [131071, 131072, 200_000, 1_000_001]  # both sides of the threshold
+    rs = await fastio.fetch_all([f"{http_server.url}/bytes/{k}?seed={k}" for k in sizes])
+    assert [r.content for r in rs] == [deterministic_bytes(k, k) for k in sizes]
+    capped = fastio.Client(max_body_size=200_000)
+    assert len((await capped.get(f"{http_server.url}/bytes/200000")).content) == 200_000
+    with pytest.raises(fastio.BodyTooLarge):
+        await capped.get(f"{http_server.url}/bytes/200001")
+
+
+async def test_fetch_all_repeated_urls_keep_their_own_results(http_server: Any) -> None:
+    # fetch_all parses a URL repeated back to back once; each item still gets
+    # the call's params and its own response, and bad items stay per item.
+    u = http_server.url
+    get = f"{u}/get"
+    items = [
+        get,
+        get,
+        "not a url",
+        "not a url",
+        f"{u}/uuid",
+        get,
+        "".join(["ht", "tp://", get[7:]]),
+    ]
+    rs = await fastio.fetch_all(items, params={"k": "v"})
+    assert [type(r).__name__ for r in rs] == [
+        "Response",
+        "Response",
+        "InvalidURL",
+        "InvalidURL",
+        "Response",
+        "Response",
+        "Response",
+    ]
+    for i in (0, 1, 5, 6):
+        assert rs[i].json()["args"] == {"k": "v"} and rs[i].url == f"{get}?k=v"
+    uuids = await fastio.fetch_all([f"{u}/uuid"] * 20)
+    assert len({r.json()["uuid"] for r in uuids}) == 20
 
 
 async def test_max_body_size(http_server: Any) -> None:

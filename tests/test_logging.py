@@ -53,3 +53,23 @@ def test_levels_below_the_logger_level_are_dropped(caplog: pytest.LogCaptureFixt
     assert records(caplog, "too quiet") == []
     assert len(records(caplog, "loud enough")) == 1
     fastio.refresh_logging()
+
+
+def test_levels_are_per_logger_and_reread_on_refresh(caplog: pytest.LogCaptureFixture) -> None:
+    # fastio caches each target's level (hyper checks several records per
+    # request); a child logger's own level counts, and refresh re-reads it.
+    caplog.set_level(logging.WARNING, logger="fastio")
+    caplog.set_level(logging.DEBUG, logger="fastio.sqlx")
+    fastio.refresh_logging()
+    _fastio._log("debug", "sqlx chatter", target="sqlx::query")
+    _fastio._log("debug", "hyper chatter", target="hyper::proto")
+    assert len(records(caplog, "sqlx chatter")) == 1
+    assert records(caplog, "hyper chatter") == []
+    caplog.set_level(logging.WARNING, logger="fastio.sqlx")
+    caplog.set_level(logging.DEBUG, logger="fastio.hyper")
+    fastio.refresh_logging()
+    _fastio._log("debug", "sqlx again", target="sqlx::query")
+    _fastio._log("debug", "hyper again", target="hyper::proto")
+    assert records(caplog, "sqlx again") == []
+    assert len(records(caplog, "hyper again")) == 1
+    fastio.refresh_logging()

@@ -4,9 +4,13 @@
 Covered: ``ClientSession(base_url, headers, timeout=ClientTimeout(...),
 connector=TCPConnector(limit, limit_per_host), raise_for_status)``, the verbs as
 ``async with session.get(url) as r`` or ``r = await session.get(url)``, the
-response's ``status``, ``reason``, ``ok``, ``headers``, ``url``,
-``await text()/json()/read()``, ``raise_for_status()``, and aiohttp's
-exception classes (fastio's errors are raised as them, chained).
+response's ``status``, ``reason``, ``ok``, ``headers``, ``url`` / ``real_url``
+(``yarl.URL``, as aiohttp), ``request_info``, ``await text()/json()/read()``,
+``raise_for_status()``, and aiohttp's exception classes (fastio's errors are
+raised as them, chained).
+
+Needs ``yarl`` and ``multidict`` (aiohttp's own URL and header types; installed
+with aiohttp, or with ``pip install 'fastio[aiohttp]'``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,16 @@ import asyncio as _asyncio
 import json as _json
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
+
+try:
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL
+except ImportError as _e:  # pragma: no cover - exercised only without aiohttp's deps
+    raise ImportError(
+        "fastio.aiohttp needs yarl and multidict, aiohttp's URL and header types "
+        "(pip install 'fastio[aiohttp]')"
+    ) from _e
 
 import fastio
 
@@ -31,6 +44,7 @@ __all__ = [
     "ConnectionTimeoutError",
     "ContentTypeError",
     "InvalidURL",
+    "RequestInfo",
     "ServerConnectionError",
     "ServerTimeoutError",
     "SocketTimeoutError",
@@ -80,12 +94,22 @@ class InvalidURL(ClientError, ValueError):
         super().__init__(url if description is None else f"{url}: {description}")
 
 
+class RequestInfo(NamedTuple):
+    """aiohttp.RequestInfo: what was sent (``url`` without fragment, ``real_url`` as given)."""
+
+    url: URL
+    method: str
+    headers: CIMultiDictProxy[str]
+    real_url: URL
+
+
 class ClientResponseError(ClientError):
-    """An error tied to a response: ``status``, ``message``, ``headers``."""
+    """An error tied to a response: ``request_info``, ``history``, ``status``,
+    ``message``, ``headers`` (aiohttp's signature and ``str()``)."""
 
     def __init__(
         self,
-        request_info: Any = None,
+        request_info: RequestInfo | None,
         history: tuple[Any, ...] = (),
         *,
         status: int | None = None,
@@ -97,7 +121,21 @@ class ClientResponseError(ClientError):
         self.status = status if status is not None else 0
         self.message = message
         self.headers = headers
-        super().__init__(f"{self.status}, message={message!r}")
+        self.args = (request_info, history)
+
+    def __str__(self) -> str:
+        url = "" if self.request_info is None else str(self.request_info.real_url)
+        return f"{self.status}, message={self.message!r}, url={url!r}"
+
+    def __repr__(self) -> str:
+        args = f"{self.request_info!r}, {self.history!r}"
+        if self.status != 0:
+            args += f", status={self.status!r}"
+        if self.message != "":
+            args += f", message={self.message!r}"
+        if self.headers is not None:
+            args += f", headers={self.headers!r}"
+        return f"{type(self).__name__}({args})"
 
 
 class ContentTypeError(ClientResponseError):
@@ -108,7 +146,7 @@ class TooManyRedirects(ClientResponseError):
     """More redirects than allowed."""
 
 
-def _translate(exc: BaseException) -> BaseException:
+def _translate(exc: BaseException, request_info: RequestInfo) -> BaseException:
     """fastio's exception as the aiohttp class code written for aiohttp catches."""
     msg = str(exc)
     if isinstance(exc, fastio.ConnectTimeout):
@@ -122,12 +160,25 @@ def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, fastio.InvalidURL):
         return InvalidURL(msg)
     if isinstance(exc, fastio.TooManyRedirects):
-        return TooManyRedirects(status=0, message=msg)
+        return TooManyRedirects(request_info, (), message=msg)
     if isinstance(exc, (fastio.BodyTooLarge, fastio.DecodingError)):
         return ClientPayloadError(msg)
     if isinstance(exc, fastio.RequestError):
         return ClientConnectionError(msg)
     return exc
+
+
+def _request_info(
+    method: str, url: URL, session_headers: CIMultiDict[str] | None, request_headers: Any
+) -> RequestInfo:
+    """aiohttp's RequestInfo; per-request headers replace the session's of the same name."""
+    headers: CIMultiDict[str] = CIMultiDict(session_headers or ())
+    if request_headers:
+        extra: CIMultiDict[str] = CIMultiDict(request_headers)
+        for name in extra.keys():
+            headers.popall(name, None)
+        headers.extend(extra)
+    return RequestInfo(url, method, CIMultiDictProxy(headers), url)
 
 
 class ClientTimeout:
@@ -188,9 +239,19 @@ class TCPConnector:
 class ClientResponse:
     """A finished response, with aiohttp's attribute and coroutine names."""
 
-    def __init__(self, response: fastio.Response, method: str) -> None:
+    def __init__(
+        self,
+        response: fastio.Response,
+        method: str,
+        session_headers: CIMultiDict[str] | None = None,
+        request_headers: Any = None,
+    ) -> None:
         self._r = response
         self.method = method
+        self._session_headers = session_headers
+        self._request_headers = request_headers
+        self._url: URL | None = None
+        self._request_info: RequestInfo | None = None
 
     @property
     def status(self) -> int:
@@ -209,8 +270,34 @@ class ClientResponse:
         return self._r.headers
 
     @property
-    def url(self) -> str:
-        return self._r.url
+    def url(self) -> URL:
+        """The final URL (after redirects), a ``yarl.URL`` without fragment."""
+        if self._url is None:
+            self._url = URL(self._r.url)
+        return self._url
+
+    @property
+    def real_url(self) -> URL:
+        """aiohttp keeps the fragment here; fastio never sends one, so as ``url``."""
+        return self.url
+
+    @property
+    def host(self) -> str:
+        return self.url.host or ""
+
+    @property
+    def request_info(self) -> RequestInfo:
+        """As aiohttp: the last request of the redirect chain, so its URL is ``url``."""
+        if self._request_info is None:
+            self._request_info = _request_info(
+                self.method, self.url, self._session_headers, self._request_headers
+            )
+        return self._request_info
+
+    @property
+    def history(self) -> tuple[ClientResponse, ...]:
+        """Redirect responses are not kept (reqwest follows them): always ``()``."""
+        return ()
 
     @property
     def content_type(self) -> str:
@@ -252,6 +339,8 @@ class ClientResponse:
     ) -> Any:
         if content_type is not None and content_type not in self.content_type:
             raise ContentTypeError(
+                self.request_info,
+                (),
                 status=self.status,
                 message=f"Attempt to decode JSON with unexpected mimetype: {self.content_type}",
                 headers=self.headers,
@@ -263,7 +352,11 @@ class ClientResponse:
     def raise_for_status(self) -> None:
         if self.status >= 400:
             raise ClientResponseError(
-                None, (), status=self.status, message=self.reason, headers=self.headers
+                self.request_info,
+                self.history,
+                status=self.status,
+                message=self.reason,
+                headers=self.headers,
             )
 
     def release(self) -> None:
@@ -334,9 +427,11 @@ class ClientSession:
         self._timeout = timeout
         self._raise_for_status = raise_for_status
         self._connector = connector
+        self._base_url = None if base_url is None else str(base_url)
+        self._headers: CIMultiDict[str] = CIMultiDict(headers or ())
         self._client = fastio.Client(
-            base_url=base_url,
-            headers=dict(headers) if headers else None,
+            base_url=self._base_url,
+            headers=list(self._headers.items()) or None,
             timeout=timeout._request_timeout(),
             connect_timeout=timeout._connect_timeout(),
             max_connections=connector.limit or None,
@@ -387,15 +482,26 @@ class ClientSession:
             kw["timeout"] = float(timeout)
         elif timeout is not None:
             kw["timeout"] = timeout._request_timeout()
+        method = method.upper()
         try:
             r = await self._client.request(method, str(url), **kw)
         except fastio.HTTPError as e:
-            raise _translate(e) from e
-        resp = ClientResponse(r, method.upper())
+            raise _translate(e, self._failed_request_info(method, url, headers)) from e
+        resp = ClientResponse(r, method, self._headers, headers)
         check = self._raise_for_status if raise_for_status is None else raise_for_status
         if check:
             resp.raise_for_status()
         return resp
+
+    def _failed_request_info(self, method: str, url: Any, headers: Any) -> RequestInfo:
+        text = str(url)
+        if self._base_url is not None and "://" not in text:
+            text = f"{self._base_url.rstrip('/')}/{text.lstrip('/')}"
+        try:
+            target = URL(text)
+        except ValueError:
+            target = URL()
+        return _request_info(method, target, self._headers, headers)
 
     def request(self, method: str, url: Any, **kw: Any) -> _RequestContextManager:
         return _RequestContextManager(self._request(method, url, **kw))

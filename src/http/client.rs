@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +21,7 @@ use crate::errors::{arg_type_error, from_reqwest, Error, HttpErrorKind, Result};
 use crate::http::request::{
     build_spec, parse_headers, parse_seconds, RequestArgs, RequestSpec, TimeoutArg,
 };
-use crate::http::response::{ResponseData, ResponseOut};
+use crate::http::response::{PyBody, PyBodyWriter, ResponseData, ResponseOut};
 use crate::metrics;
 use crate::retry::{parse_retry_after, Retry, RetryPolicy};
 use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
@@ -77,6 +77,7 @@ pub struct ClientInner {
     max_body_size: Option<u64>,
     breaker: Option<Arc<breaker::Core>>,
     host_breakers: Mutex<HashMap<String, Arc<breaker::Core>>>,
+    attempt_series: Mutex<HashMap<Box<str>, Arc<AttemptSeries>>>,
     generation: u64,
     closed: AtomicBool,
 }
@@ -86,6 +87,39 @@ struct Permits {
     _total: Option<OwnedSemaphorePermit>,
     _host: Option<OwnedSemaphorePermit>,
 }
+
+/// The metric series of one (method, host) pair, found once per client
+/// rather than per request: `metrics::series` builds its key strings and
+/// walks the registry on every call.
+struct AttemptSeries {
+    /// `host[:port]`, the label of the metrics and of the breaker.
+    host: String,
+    method: String,
+    running: Arc<metrics::Series>,
+    /// By status class: 1xx..5xx, then "error".
+    done: [OnceLock<Arc<metrics::Series>>; 6],
+}
+
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+
+impl AttemptSeries {
+    fn done(&self, class: usize) -> &metrics::Series {
+        self.done[class].get_or_init(|| {
+            metrics::series(
+                &metrics::HTTP_CLIENT,
+                &[&self.host, &self.method, CLASSES[class]],
+            )
+        })
+    }
+}
+
+/// Distinct (method, host) pairs a client remembers series for; past this
+/// (a crawl over many hosts) they are looked up per request, as before.
+const MAX_CACHED_SERIES: usize = 10_000;
+
+/// Large bodies of known length are read straight into a Python `bytes`
+/// (see [`PyBody`]); below this the copy costs less than attaching to Python.
+const PY_BODY_MIN: u64 = 128 * 1024;
 
 impl ClientInner {
     pub fn build(cfg: ClientConfig) -> Result<Arc<Self>> {
@@ -145,6 +179,7 @@ impl ClientInner {
             max_body_size: cfg.max_body_size,
             breaker: cfg.breaker,
             host_breakers: Mutex::new(HashMap::new()),
+            attempt_series: Mutex::new(HashMap::new()),
             generation: generation(),
             closed: AtomicBool::new(false),
         }))
@@ -232,10 +267,10 @@ impl ClientInner {
     }
 
     async fn send(&self, spec: &RequestSpec) -> Result<reqwest::Response> {
-        let mut rb = self
-            .http()?
-            .request(spec.method.clone(), spec.url.clone())
-            .headers(spec.headers.clone());
+        let mut rb = self.http()?.request(spec.method.clone(), spec.url.clone());
+        if !spec.headers.is_empty() {
+            rb = rb.headers(spec.headers.clone());
+        }
         if let Some(body) = &spec.body {
             rb = rb.body(body.clone());
         }
@@ -256,11 +291,52 @@ impl ClientInner {
         Ok(())
     }
 
-    async fn read_body(&self, mut resp: reqwest::Response, spec: &RequestSpec) -> Result<Bytes> {
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        spec: &RequestSpec,
+    ) -> Result<(Bytes, Option<Arc<PyBody>>)> {
         let redacted = || spec.redacted_url();
         self.check_length(&resp, spec)?;
+        // Known length (no content decoding) and large: into a `bytes` object.
+        let writer = resp
+            .content_length()
+            .filter(|&n| n >= PY_BODY_MIN)
+            .and_then(|n| PyBodyWriter::new(usize::try_from(n).ok()?));
+        if let Some(mut w) = writer {
+            let mut spill: Option<BytesMut> = None;
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| from_reqwest(e, &redacted()))?
+            {
+                match spill.as_mut() {
+                    None if w.push(&chunk) => {}
+                    None => {
+                        // Longer than announced: carry on in a Rust buffer.
+                        let mut buf = BytesMut::from(w.filled());
+                        buf.extend_from_slice(&chunk);
+                        spill = Some(buf);
+                    }
+                    Some(buf) => buf.extend_from_slice(&chunk),
+                }
+                let got = spill.as_ref().map_or(w.filled().len(), BytesMut::len);
+                if self.max_body_size.is_some_and(|max| got as u64 > max) {
+                    return Err(body_too_large(self.max_body_size.unwrap_or(0), spec));
+                }
+            }
+            return Ok(match (spill, w.finish()) {
+                (None, Ok((bytes, py))) => (bytes, Some(py)),
+                (Some(buf), _) => (buf.freeze(), None),
+                (None, Err(w)) => (Bytes::copy_from_slice(w.filled()), None),
+            });
+        }
         let Some(max) = self.max_body_size else {
-            return resp.bytes().await.map_err(|e| from_reqwest(e, &redacted()));
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| from_reqwest(e, &redacted()))?;
+            return Ok((body, None));
         };
         let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(max) as usize);
         while let Some(chunk) = resp
@@ -273,7 +349,43 @@ impl ClientInner {
             }
             buf.extend_from_slice(&chunk);
         }
-        Ok(buf.freeze())
+        Ok((buf.freeze(), None))
+    }
+
+    /// The metric series of this request's (method, host), from the client's
+    /// cache: no allocation once the pair has been seen.
+    fn attempt_series(&self, url: &Url, method: &str) -> Arc<AttemptSeries> {
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(method);
+            key.push(' ');
+            key.push_str(url.host_str().unwrap_or(""));
+            if let (Some(_), Some(port)) = (url.host_str(), url.port()) {
+                key.push(':');
+                key.push_str(itoa::Buffer::new().format(port));
+            }
+            let mut map = self
+                .attempt_series
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = map.get(key.as_str()) {
+                return Arc::clone(s);
+            }
+            let host = host_label(url);
+            let series = Arc::new(AttemptSeries {
+                running: metrics::series(&metrics::HTTP_CLIENT, &[&host, method, ""]),
+                host,
+                method: method.to_owned(),
+                done: Default::default(),
+            });
+            if map.len() < MAX_CACHED_SERIES {
+                map.insert(key.as_str().into(), Arc::clone(&series));
+            }
+            series
+        })
     }
 
     /// The circuit breaker of `host`, if the client has breakers.
@@ -290,21 +402,20 @@ impl ClientInner {
 
     /// One attempt through the host's breaker, counted in the metrics.
     async fn attempt(&self, spec: &RequestSpec, start: Instant) -> Result<ResponseData> {
-        let host = host_label(&spec.url);
-        let trial = match self.host_breaker(&host) {
+        let series = self.attempt_series(&spec.url, spec.method.as_str());
+        let trial = match self.host_breaker(&series.host) {
             Some(core) => Some(breaker::Trial::begin(&core)?),
             None => None,
         };
-        let method = spec.method.as_str();
-        let running = metrics::series(&metrics::HTTP_CLIENT, &[&host, method, ""]);
-        let token = running.begin();
+        let token = series.running.begin();
         let outcome = self.attempt_inner(spec, start).await;
         let class = match &outcome {
             Ok(r) => status_class(r.status),
-            Err(_) => "error",
+            Err(_) => CLASSES.len() - 1,
         };
-        let done = metrics::series(&metrics::HTTP_CLIENT, &[&host, method, class]);
-        running.finish_into(token, &done, outcome_of(&outcome));
+        series
+            .running
+            .finish_into(token, series.done(class), outcome_of(&outcome));
         if let Some(trial) = trial {
             trial.finish(match &outcome {
                 Ok(r) if r.status >= 500 => breaker::CallResult::Failure,
@@ -326,13 +437,14 @@ impl ClientInner {
         let version = resp.version();
         let url: Arc<str> = Arc::from(crate::errors::redact_url(resp.url()));
         let headers = Arc::new(std::mem::take(resp.headers_mut()));
-        let body = self.read_body(resp, spec).await?;
+        let (body, py_body) = self.read_body(resp, spec).await?;
         Ok(ResponseData {
             status,
             version,
             url,
             headers,
             body,
+            py_body,
             elapsed: start.elapsed(),
             from_cache: false,
         })
@@ -448,13 +560,14 @@ fn host_label(url: &Url) -> String {
     }
 }
 
-fn status_class(status: u16) -> &'static str {
+/// Index into [`CLASSES`] of a status code.
+fn status_class(status: u16) -> usize {
     match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
+        1 => 0,
+        2 => 1,
+        3 => 2,
+        4 => 3,
+        _ => 4,
     }
 }
 
@@ -898,6 +1011,7 @@ impl StreamState {
             url: Arc::from(crate::errors::redact_url(resp.url())),
             headers: Arc::new(std::mem::take(resp.headers_mut())),
             body: Bytes::new(),
+            py_body: None,
             elapsed: start.elapsed(),
             from_cache: false,
         };

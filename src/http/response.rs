@@ -25,8 +25,128 @@ pub struct ResponseData {
     pub url: Arc<str>,
     pub headers: Arc<HeaderMap>,
     pub body: Bytes,
+    /// Set when `body` lives in a Python `bytes` object (large bodies of
+    /// known length): `.content` then hands out that object, no copy.
+    pub py_body: Option<Arc<PyBody>>,
     pub elapsed: Duration,
     pub from_cache: bool,
+}
+
+/// A response body read straight into a Python `bytes` object.
+///
+/// Large bodies (H3: 200 x 1 MB) cost two copies the other way: hyper's
+/// chunks into one Rust buffer, then that buffer into a new `bytes` for
+/// `.content`, with both alive. Here the `bytes` object is allocated once the
+/// length is known (one short attach to Python on the tokio thread), the
+/// chunks are copied into it without the GIL, and `.content` returns it.
+pub struct PyBody {
+    obj: Py<PyBytes>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: `ptr` points into `obj`'s buffer, which lives as long as `obj` and
+// is never written after the PyBody is built (PyBodyWriter::finish); `obj`
+// itself is only touched while attached to Python (Py<T> is Send + Sync).
+unsafe impl Send for PyBody {}
+unsafe impl Sync for PyBody {}
+
+impl std::fmt::Debug for PyBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PyBody({} bytes)", self.len)
+    }
+}
+
+impl PyBody {
+    /// The `bytes` object holding the body.
+    pub fn object(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.obj.clone_ref(py)
+    }
+}
+
+/// Lets a [`Bytes`] share a [`PyBody`]'s buffer, so every reader of
+/// `ResponseData::body` (json, text, the cache) works unchanged.
+struct PyBodyOwner(Arc<PyBody>);
+
+impl AsRef<[u8]> for PyBodyOwner {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see PyBody; the buffer is `len` initialised bytes, immutable.
+        unsafe { std::slice::from_raw_parts(self.0.ptr, self.0.len) }
+    }
+}
+
+/// Fills a new `bytes` object of a known length, chunk by chunk, detached
+/// from Python. Nothing outside the writer sees the object until `finish`.
+pub struct PyBodyWriter {
+    obj: Py<PyBytes>,
+    ptr: *mut u8,
+    len: usize,
+    filled: usize,
+}
+
+// SAFETY: the writer owns the only reference to `obj` and its buffer.
+unsafe impl Send for PyBodyWriter {}
+
+impl PyBodyWriter {
+    /// A `bytes` object of `len` uninitialised bytes; None when Python is
+    /// not available (finalizing) or the allocation fails.
+    pub fn new(len: usize) -> Option<Self> {
+        let size = isize::try_from(len).ok()?;
+        Python::try_attach(|py| {
+            // SAFETY: a NULL source asks CPython for an uninitialised buffer
+            // of `size` bytes; the new reference is owned by `obj`.
+            unsafe {
+                let raw = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+                if raw.is_null() {
+                    PyErr::fetch(py); // MemoryError: fall back to a Rust buffer
+                    return None;
+                }
+                let ptr = pyo3::ffi::PyBytes_AsString(raw).cast::<u8>();
+                let obj = Bound::from_owned_ptr(py, raw)
+                    .cast_into_unchecked::<PyBytes>()
+                    .unbind();
+                Some(PyBodyWriter {
+                    obj,
+                    ptr,
+                    len,
+                    filled: 0,
+                })
+            }
+        })
+        .flatten()
+    }
+
+    /// Appends `chunk`; false (nothing written) if it would overflow.
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        if chunk.len() > self.len - self.filled {
+            return false;
+        }
+        // SAFETY: in bounds (checked above); the buffer is ours alone.
+        unsafe {
+            std::ptr::copy_nonoverlapping(chunk.as_ptr(), self.ptr.add(self.filled), chunk.len());
+        }
+        self.filled += chunk.len();
+        true
+    }
+
+    /// The bytes written so far.
+    pub fn filled(&self) -> &[u8] {
+        // SAFETY: the first `filled` bytes were written by `push`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.filled) }
+    }
+
+    /// The body, if exactly `len` bytes were written.
+    pub fn finish(self) -> std::result::Result<(Bytes, Arc<PyBody>), Self> {
+        if self.filled != self.len {
+            return Err(self);
+        }
+        let body = Arc::new(PyBody {
+            obj: self.obj,
+            ptr: self.ptr,
+            len: self.len,
+        });
+        Ok((Bytes::from_owner(PyBodyOwner(Arc::clone(&body))), body))
+    }
 }
 
 pub fn version_str(v: Version) -> &'static str {
@@ -335,7 +455,10 @@ impl Response {
     #[getter]
     fn content(&self, py: Python<'_>) -> Py<PyBytes> {
         self.content
-            .get_or_init(py, || PyBytes::new(py, &self.data.body).unbind())
+            .get_or_init(py, || match &self.data.py_body {
+                Some(b) => b.object(py),
+                None => PyBytes::new(py, &self.data.body).unbind(),
+            })
             .clone_ref(py)
     }
 
