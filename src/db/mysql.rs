@@ -19,7 +19,7 @@ use sqlx::{
     Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Either, Executor, Row, SqlSafeStr,
 };
 
-use super::codec::from_python::{decimal_type, Param};
+use super::codec::from_python::{decimal_type, uuid_text, Param};
 use super::codec::to_python::civil;
 use super::codec::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
 use super::connection::Session;
@@ -178,18 +178,6 @@ fn interval_text(days: i64, micros: i64) -> String {
         s / 3600,
         (s / 60) % 60,
         s % 60
-    )
-}
-
-pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
     )
 }
 

@@ -19,9 +19,10 @@ use sqlx::{
     TypeInfo, ValueRef,
 };
 
+use super::codec::from_python::uuid_text;
 use super::codec::from_python::Param;
 use super::connection::Session;
-use super::mysql::{clock_text, date_text, datetime_text, uuid_text};
+use super::mysql::{clock_text, date_text, datetime_text};
 use super::postgres::Shape;
 use super::sql::{status_of, Dialect, SqlOutput};
 use crate::errors::{Error, Result};
