@@ -627,6 +627,38 @@ async def test_serialization_failures_are_retried_with_retry(pg_server: Any) -> 
         await setup.close()
 
 
+async def test_retry_wrapped_transactions_survive_serialization_failures(pg_server: Any) -> None:
+    # Read-modify-write transactions under SERIALIZABLE: concurrent ones fail
+    # with SerializationError; @fastio.retry(on=...) re-runs the whole
+    # transaction, so every increment lands exactly once.
+    t = table()
+    pool = await pool_for(pg_server, max_size=8)
+    await pool.execute(f"CREATE TABLE {t} (id int PRIMARY KEY, n int)")
+    await pool.execute(f"INSERT INTO {t} VALUES (1, 0)")
+    failures = []
+
+    @fastio.retry(
+        attempts=30,
+        backoff=0.005,
+        max_backoff=0.05,
+        on=(exc.SerializationError, exc.DeadlockDetectedError),
+        before_sleep=lambda state: failures.append(type(state.exception).__name__),
+    )
+    async def increment() -> None:
+        async with pool.acquire() as conn, conn.transaction(isolation="serializable"):
+            n = await conn.fetchval(f"SELECT n FROM {t} WHERE id = 1")
+            await asyncio.sleep(0.001)
+            await conn.execute(f"UPDATE {t} SET n = $1 WHERE id = 1", n + 1)
+
+    try:
+        await asyncio.gather(*(increment() for _ in range(25)))
+        assert await pool.fetchval(f"SELECT n FROM {t}") == 25
+        assert failures and set(failures) <= {"SerializationError", "DeadlockDetectedError"}
+    finally:
+        await pool.execute(f"DROP TABLE {t}")
+        await pool.close()
+
+
 async def test_statements_and_pool_gauges_are_in_metrics(pg_server: Any) -> None:
     fastio.metrics.reset()
     pool = await pool_for(pg_server, name="pg-metrics")
