@@ -238,7 +238,10 @@ fn values_group(sql: &str) -> Option<(usize, usize)> {
         return None;
     }
     let upper = sql.to_ascii_uppercase();
-    let at = upper.rfind("VALUES").or_else(|| upper.rfind("VALUE"))?;
+    // The VALUES of the row, not a VALUES() call in ON DUPLICATE KEY UPDATE.
+    let head_end = upper.find("ON DUPLICATE").unwrap_or(upper.len());
+    let head = &upper[..head_end];
+    let at = head.rfind("VALUES").or_else(|| head.rfind("VALUE"))?;
     let open = at + sql[at..].find('(')?;
     if !sql[at..open]
         .trim_start_matches(|c: char| c.is_ascii_alphabetic())
