@@ -446,19 +446,19 @@ pub fn render_prometheus(py: Python<'_>) -> String {
             }
         }
         let mut samples = Vec::new();
-        let mut declared: Vec<&'static str> = Vec::new();
+        let mut declared: Vec<(&'static str, &'static str, &'static str)> = Vec::new();
         for source in &sources {
-            for (name, kind, help) in source.families() {
-                if !declared.contains(name) {
-                    declared.push(name);
-                    let _ = writeln!(out, "# HELP {name} {help}");
-                    let _ = writeln!(out, "# TYPE {name} {kind}");
+            for &(name, kind, help) in source.families() {
+                if !declared.iter().any(|(n, _, _)| *n == name) {
+                    declared.push((name, kind, help));
                 }
             }
             source.samples(&mut samples);
         }
-        // Samples of one metric must be contiguous: group them by name.
-        for name in declared {
+        // Each metric's HELP and TYPE, then all its samples, contiguous.
+        for (name, kind, help) in declared {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
             for (n, labels, v) in &samples {
                 if *n == name {
                     let _ = writeln!(out, "{n}{labels} {}", fmt_float(*v));

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import fastio
 
@@ -267,6 +268,17 @@ async def test_statements_and_pool_gauges_are_in_metrics(tmp_path: Path) -> None
         assert series["insert"]["count"] == 1
         assert series["update"]["count"] == 1 and series["ddl"]["count"] == 1
         text = fastio.metrics.render_prometheus()
+        # Valid exposition text: prometheus_client parses it back.
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        in_use = [
+            smp.value
+            for smp in families["fastio_pool_in_use"].samples
+            if smp.labels == {"pool": "sqlite-metrics", "backend": "sqlite"}
+        ]
+        assert in_use == [0.0]
+        assert families["fastio_pool_in_use"].type == "gauge"
+        assert families["fastio_pool_acquire_timeouts"].type == "counter"
+        assert families["fastio_db_duration_seconds"].type == "histogram"
         assert 'fastio_pool_size{pool="sqlite-metrics",backend="sqlite"}' in text
         assert (
             'fastio_db_calls_total{pool="sqlite-metrics",backend="sqlite",statement="select"} 6'
