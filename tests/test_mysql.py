@@ -339,3 +339,27 @@ async def test_retry_hides_a_server_restart(mysql_server: Any) -> None:
     finally:
         await pool.execute(f"DROP TABLE IF EXISTS {t}")
         await pool.close()
+
+
+async def test_native_mysql_takes_pyformat_placeholders_too(mysql_server: Any) -> None:
+    pool = await pool_for(mysql_server)
+    t = table()
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, name VARCHAR(20))")
+        await pool.execute(f"INSERT INTO {t} VALUES (%s, %s), (%s, %s)", 1, "a%", 2, "b")
+        assert await pool.fetchval(f"SELECT name FROM {t} WHERE id = %(id)s", {"id": 1}) == "a%"
+        # %% is a literal %; a list expands to an IN list of bound values.
+        rows = await pool.fetch(
+            f"SELECT id FROM {t} WHERE name LIKE 'a%%' OR id IN %s ORDER BY id", [2, 3]
+        )
+        assert [r["id"] for r in rows] == [1, 2]
+        # Values are bound, never spliced.
+        evil = "x'); DROP TABLE " + t + "; --"
+        assert await pool.fetchval(f"SELECT count(*) FROM {t} WHERE name = %s", evil) == 0
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT %s + %s", 2, 3) == 5
+        # `?` queries are untouched.
+        assert await pool.fetchval(f"SELECT name FROM {t} WHERE id = ?", 2) == "b"
+    finally:
+        await pool.execute(f"DROP TABLE IF EXISTS {t}")
+        await pool.close()

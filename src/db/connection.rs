@@ -606,7 +606,10 @@ impl Connection {
         shape: Shape,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let params = params_of(args)?;
+        let (query, params) = match self.kind {
+            ConnKind::MySql(_) => super::mysql::pyformat(query, args)?,
+            _ => (query, params_of(args)?),
+        };
         let timeout = timeout_arg("timeout", timeout)?;
         by_session!(&self.kind, c => pg: {
             check_fork(c.settings.generation, "this connection")?;

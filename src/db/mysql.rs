@@ -109,6 +109,27 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
 
 // ------------------------------------------------------------- parameters --
 
+/// A native MySQL query written with aiomysql's `%s` / `%(name)s`
+/// placeholders (with arguments): rewritten to bound `?` parameters by
+/// fastio.mysql's converter (`%%` is `%`; a list expands to `(?, ?, ?)`;
+/// named ones take a single dict argument). Other queries pass unchanged.
+pub(crate) fn pyformat(query: String, args: &Bound<'_, PyTuple>) -> PyResult<(String, Vec<Param>)> {
+    let py = args.py();
+    if args.is_empty() || !(query.contains("%s") || query.contains("%(")) {
+        return Ok((query, super::connection::params_of(args)?));
+    }
+    let arg = match args.get_item(0) {
+        Ok(first) if args.len() == 1 && first.is_instance_of::<pyo3::types::PyDict>() => first,
+        _ => args.clone().into_any(),
+    };
+    let out = py
+        .import("fastio._mysql_params")?
+        .getattr("convert")?
+        .call1((query, arg))?;
+    let (sql, params): (String, Bound<'_, PyTuple>) = out.extract()?;
+    Ok((sql, super::connection::params_of(&params)?))
+}
+
 /// Binds `params` by their Python type (MySQL converts on the server, as it
 /// does for aiomysql's literals).
 fn bind(params: &[Param]) -> Result<MySqlArguments> {

@@ -323,7 +323,10 @@ impl Pool {
         shape: Shape,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let params = params_of(args)?;
+        let (query, params) = match self.kind {
+            PoolKind::MySql(_) => super::mysql::pyformat(query, args)?,
+            _ => (query, params_of(args)?),
+        };
         let timeout = timeout_arg("timeout", timeout)?;
         by_backend!(&self.kind, p => pg: {
             p.check()?;
