@@ -231,6 +231,9 @@ impl Session for MySqlConnection {
     async fn recover(&mut self, key: Option<Self::Key>) -> bool {
         if let Some((opts, id)) = key {
             let kill = async {
+                let opts = (*opts)
+                    .clone()
+                    .log_slow_statements(log::LevelFilter::Off, std::time::Duration::ZERO);
                 let mut c = opts.connect().await?;
                 c.execute(AssertSqlSafe(format!("KILL QUERY {id}"))).await?;
                 c.close().await
