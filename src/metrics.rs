@@ -519,6 +519,11 @@ pub fn snapshot(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     }
     for ((key, values), s) in all_series() {
         let fam = family(key);
+        // A pool creates a series per statement kind up front; the ones never
+        // used are left out, as in the Prometheus text.
+        if key == DB.key && s.calls.load(Relaxed) == 0 && s.in_flight.load(Relaxed) == 0 {
+            continue;
+        }
         let list = out.get_item(fam.key)?.expect("created above");
         list.cast::<PyList>()?
             .append(series_dict(py, fam, &values, &s)?)?;

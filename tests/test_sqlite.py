@@ -267,6 +267,8 @@ async def test_statements_and_pool_gauges_are_in_metrics(tmp_path: Path) -> None
         assert series["select"]["count"] == 6 and series["select"]["errors"] == 1
         assert series["insert"]["count"] == 1
         assert series["update"]["count"] == 1 and series["ddl"]["count"] == 1
+        assert "delete" not in series  # never used: not reported
+        assert "sqlite-metrics sqlite select" in fastio.metrics.report("db")
         text = fastio.metrics.render_prometheus()
         # Valid exposition text: prometheus_client parses it back.
         families = {f.name: f for f in text_string_to_metric_families(text)}
