@@ -358,34 +358,32 @@ impl Dialect for MySql {
     /// up to 65,535 placeholders (aiomysql's rewrite, but bound); anything
     /// else runs once per argument set.
     async fn run_many(conn: &mut MySqlConnection, sql: &str, batch: &[Vec<Param>]) -> Result<()> {
-        {
-            let width = batch.first().map_or(0, Vec::len);
-            match values_group(sql) {
-                Some((open, close)) if width > 0 && batch.iter().all(|r| r.len() == width) => {
-                    let group = &sql[open..close];
-                    let per = (MAX_PARAMS / width).max(1);
-                    for chunk in batch.chunks(per) {
-                        let mut text = String::with_capacity(sql.len() + chunk.len() * group.len());
-                        text.push_str(&sql[..open]);
-                        for i in 0..chunk.len() {
-                            if i > 0 {
-                                text.push(',');
-                            }
-                            text.push_str(group);
+        let width = batch.first().map_or(0, Vec::len);
+        match values_group(sql) {
+            Some((open, close)) if width > 0 && batch.iter().all(|r| r.len() == width) => {
+                let group = &sql[open..close];
+                let per = (MAX_PARAMS / width).max(1);
+                for chunk in batch.chunks(per) {
+                    let mut text = String::with_capacity(sql.len() + chunk.len() * group.len());
+                    text.push_str(&sql[..open]);
+                    for i in 0..chunk.len() {
+                        if i > 0 {
+                            text.push(',');
                         }
-                        text.push_str(&sql[close..]);
-                        let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
-                        collect(conn, &text, &params, Shape::Status).await?;
+                        text.push_str(group);
                     }
-                }
-                _ => {
-                    for params in batch {
-                        collect(conn, sql, params, Shape::Status).await?;
-                    }
+                    text.push_str(&sql[close..]);
+                    let params: Vec<Param> = chunk.iter().flatten().cloned().collect();
+                    collect(conn, &text, &params, Shape::Status).await?;
                 }
             }
-            Ok(())
+            _ => {
+                for params in batch {
+                    collect(conn, sql, params, Shape::Status).await?;
+                }
+            }
         }
+        Ok(())
     }
 
     fn in_transaction(

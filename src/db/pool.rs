@@ -20,7 +20,7 @@ use super::connection::{
 };
 use super::mysql;
 use super::postgres::{self, map_err, Shape};
-use super::reconnect::Attempts;
+use super::reconnect::retried;
 use super::sql::{open_conn, open_pool, warm_up, Dialect, InitSql, SqlConn, SqlPool, SqlSettings};
 use super::sqlite;
 use super::stats::{self, PoolMetrics, PoolView};
@@ -215,20 +215,11 @@ impl PoolInner {
         timeout: Option<Duration>,
     ) -> Result<postgres::QueryOutput> {
         let (json, persistent) = (self.settings.json, self.settings.persistent);
-        let run = async {
-            let mut attempts = Attempts::new(self.retry.as_ref());
-            loop {
-                let out = self
-                    .pooled(timeout, async |pg| {
-                        postgres::run_query(pg, &sql, &params, shape, json, persistent).await
-                    })
-                    .await;
-                match out {
-                    Err(e) if attempts.again(&e).await => continue,
-                    out => return out,
-                }
-            }
-        };
+        let run = retried(self.retry.as_ref(), || {
+            self.pooled(timeout, async |pg| {
+                postgres::run_query(pg, &sql, &params, shape, json, persistent).await
+            })
+        });
         self.metrics.timed(&sql, run).await
     }
 
@@ -238,20 +229,11 @@ impl PoolInner {
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let run = async {
-            let mut attempts = Attempts::new(self.retry.as_ref());
-            loop {
-                let out = self
-                    .pooled(timeout, async |pg| {
-                        postgres::run_many(pg, &sql, &batch).await
-                    })
-                    .await;
-                match out {
-                    Err(e) if attempts.again(&e).await => continue,
-                    out => return out,
-                }
-            }
-        };
+        let run = retried(self.retry.as_ref(), || {
+            self.pooled(timeout, async |pg| {
+                postgres::run_many(pg, &sql, &batch).await
+            })
+        });
         self.metrics.timed(&sql, run).await
     }
 }

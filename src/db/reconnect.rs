@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::errors::Error;
+use crate::errors::{Error, Result};
 use crate::retry::RetryPolicy;
 
 /// Whether `err` is worth another attempt on a fresh connection.
@@ -83,5 +83,23 @@ impl<'a> Attempts<'a> {
         tokio::time::sleep(wait).await;
         self.attempt += 1;
         true
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with an error that is not
+/// [`retryable`], or the policy's attempts (or deadline) are used up.
+pub(crate) async fn retried<T, F>(
+    policy: Option<&RetryPolicy>,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let mut attempts = Attempts::new(policy);
+    loop {
+        match attempt().await {
+            Err(e) if attempts.again(&e).await => continue,
+            out => return out,
+        }
     }
 }

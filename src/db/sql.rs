@@ -19,7 +19,7 @@ use super::codec::from_python::Param;
 use super::connection::{close_pooled, Busy, Conn, ConnState, Reset, Session};
 use super::pool::Stats;
 use super::postgres::Shape;
-use super::reconnect::Attempts;
+use super::reconnect::retried;
 use super::record::{Record, RecordDesc};
 use super::stats::{self, PoolMetrics, PoolView};
 use crate::errors::{Error, Result};
@@ -519,18 +519,9 @@ where
         shape: Shape,
         timeout: Option<Duration>,
     ) -> Result<SqlOutput<D>> {
-        let run = async {
-            let mut attempts = Attempts::new(self.retry.as_ref());
-            loop {
-                let out = self
-                    .pooled(timeout, async |c| D::run(c, &sql, &params, shape).await)
-                    .await;
-                match out {
-                    Err(e) if attempts.again(&e).await => continue,
-                    out => return out,
-                }
-            }
-        };
+        let run = retried(self.retry.as_ref(), || {
+            self.pooled(timeout, async |c| D::run(c, &sql, &params, shape).await)
+        });
         self.metrics.timed(&sql, run).await
     }
 
@@ -540,18 +531,9 @@ where
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let run = async {
-            let mut attempts = Attempts::new(self.retry.as_ref());
-            loop {
-                let out = self
-                    .pooled(timeout, async |c| D::run_many(c, &sql, &batch).await)
-                    .await;
-                match out {
-                    Err(e) if attempts.again(&e).await => continue,
-                    out => return out,
-                }
-            }
-        };
+        let run = retried(self.retry.as_ref(), || {
+            self.pooled(timeout, async |c| D::run_many(c, &sql, &batch).await)
+        });
         self.metrics.timed(&sql, run).await
     }
 }

@@ -437,45 +437,41 @@ impl Dialect for Sqlite {
     /// Every argument set through one prepared statement, inside one
     /// transaction when none is open (atomic, and one commit instead of N).
     async fn run_many(conn: &mut SqliteConnection, sql: &str, batch: &[Vec<Param>]) -> Result<()> {
-        {
-            let own = !Self::in_transaction(conn).await;
-            if own {
-                conn.execute("BEGIN IMMEDIATE").await.map_err(map_err)?;
-            }
-            let mut result = Ok(());
-            for params in batch {
-                let args = match bind(params) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                };
-                let q = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args);
-                if let Err(e) = conn.execute(q).await {
-                    result = Err(map_err(e));
+        let own = !Self::in_transaction(conn).await;
+        if own {
+            conn.execute("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        }
+        let mut result = Ok(());
+        for params in batch {
+            let args = match bind(params) {
+                Ok(a) => a,
+                Err(e) => {
+                    result = Err(e);
                     break;
                 }
+            };
+            let q = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args);
+            if let Err(e) = conn.execute(q).await {
+                result = Err(map_err(e));
+                break;
             }
-            if own {
-                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-                let ended = conn.execute(end).await.map_err(map_err);
-                result = result.and(ended.map(|_| ()));
-            }
-            result
         }
+        if own {
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let ended = conn.execute(end).await.map_err(map_err);
+            result = result.and(ended.map(|_| ()));
+        }
+        result
     }
 
     async fn in_transaction(conn: &mut SqliteConnection) -> bool {
-        {
-            match conn.lock_handle().await {
-                // SAFETY: the handle is locked for us; sqlite3_get_autocommit
-                // only reads the connection's flag.
-                Ok(mut h) => unsafe {
-                    libsqlite3_sys::sqlite3_get_autocommit(h.as_raw_handle().as_ptr()) == 0
-                },
-                Err(_) => false,
-            }
+        match conn.lock_handle().await {
+            // SAFETY: the handle is locked for us; sqlite3_get_autocommit
+            // only reads the connection's flag.
+            Ok(mut h) => unsafe {
+                libsqlite3_sys::sqlite3_get_autocommit(h.as_raw_handle().as_ptr()) == 0
+            },
+            Err(_) => false,
         }
     }
 
