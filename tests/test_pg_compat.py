@@ -571,3 +571,326 @@ async def test_pool_fetch_pays_no_reset(pg_server: Any) -> None:
             assert "RESET ALL" in await watcher.fetchval(last, pid)
         finally:
             await watcher.close()
+
+
+# ------------------------------------------------------ asyncpg 0.30 extras
+
+DRIVERS = (("asyncpg", asyncpg), ("fastio", fastio.pg))
+
+
+async def test_fetchmany_returns_the_rows_of_every_run_like_asyncpg(pg_server: Any) -> None:
+    schema = await make_schema(pg_server)
+    dsn = schema_dsn(pg_server, schema)
+    results = {}
+    for name, mod in DRIVERS:
+        conn = await mod.connect(dsn)
+        try:
+            await conn.execute(f"CREATE TABLE fm_{name} (a int PRIMARY KEY, b text)")
+            insert = f"INSERT INTO fm_{name} VALUES ($1, $2) RETURNING a, b"
+            rows = await conn.fetchmany(insert, [(1, "x"), (2, "y"), (3, None)])
+            empty = await conn.fetchmany(insert, [])
+            # Atomic like executemany: a failing run undoes the earlier ones.
+            with pytest.raises(mod.UniqueViolationError):
+                await conn.fetchmany(insert, [(10, "a"), (1, "dup")])
+            count = await conn.fetchval(f"SELECT count(*) FROM fm_{name}")
+            stmt = await conn.prepare("SELECT $1::int * 2 AS d, 'k' AS k")
+            prepared = await stmt.fetchmany([(5,), (6,)])
+            # More runs than one pipelined chunk; every run's rows, in order.
+            many = await conn.fetchmany(
+                "SELECT g, $1::int FROM generate_series(1, 2) g", [(i,) for i in range(2500)]
+            )
+            results[name] = (
+                [tuple(r) for r in rows],
+                [list(r.keys()) for r in rows[:1]],
+                empty,
+                count,
+                [dict(r) for r in prepared],
+                [tuple(r) for r in many],
+            )
+        finally:
+            await conn.close()
+        async with mod.create_pool(dsn, min_size=1, max_size=1) as pool:
+            pooled = await pool.fetchmany("SELECT $1::text || '!'", [("a",), ("b",)])
+            assert [r[0] for r in pooled] == ["a!", "b!"]
+    assert results["fastio"] == results["asyncpg"]
+    rows, keys, empty, count, prepared, many = results["fastio"]
+    assert rows == [(1, "x"), (2, "y"), (3, None)] and keys == [["a", "b"]]
+    assert empty == [] and count == 3
+    assert prepared == [{"d": 10, "k": "k"}, {"d": 12, "k": "k"}]
+    assert many == [(g, i) for i in range(2500) for g in (1, 2)]
+
+
+async def test_fetchmany_rejects_bad_arguments_cleanly(pg_server: Any) -> None:
+    conn = await fastio.pg.connect(pg_server.dsn)
+    try:
+        with pytest.raises(fastio.pg.DataError, match=r"argument \$1"):
+            await conn.fetchmany("SELECT $1::int", [(1,), ("nope",)])
+        with pytest.raises(fastio.InterfaceError, match="expects 1 argument"):
+            await conn.fetchmany("SELECT $1::int", [(1, 2)])
+        # The connection is fine afterwards.
+        assert await conn.fetchval("SELECT 7") == 7
+    finally:
+        await conn.close()
+
+
+async def test_record_class_everywhere_like_asyncpg(pg_server: Any) -> None:
+    seen = {}
+    for name, mod in DRIVERS:
+
+        class Row(mod.Record):  # type: ignore[name-defined,misc]
+            def double(self) -> int:
+                return int(self["v"]) * 2
+
+        conn = await mod.connect(pg_server.dsn)
+        try:
+            q = "SELECT g AS v FROM generate_series(1, 3) g"
+            rows = await conn.fetch(q, record_class=Row)
+            row = await conn.fetchrow(q, record_class=Row)
+            many = await conn.fetchmany("SELECT $1::int AS v", [(4,)], record_class=Row)
+            stmt = await conn.prepare(q, record_class=Row)
+            async with conn.transaction():
+                cursor_rows = [r async for r in conn.cursor(q, record_class=Row)]
+                cur = await conn.cursor(q, record_class=Row)
+                cur_row = await cur.fetchrow()
+            prepared = await stmt.fetch()
+            plain = await conn.fetchrow(q)
+            for r in (*rows, row, *many, *cursor_rows, cur_row, *prepared):
+                assert type(r) is Row
+            seen[name] = (
+                [r.double() for r in rows],
+                row == (1,),
+                repr(row),
+                type(plain).__name__,
+                [r["v"] for r in prepared],
+            )
+            for bad in (dict, 1):
+                with pytest.raises(mod.InterfaceError, match="expected to be a subclass"):
+                    await conn.fetch(q, record_class=bad)
+
+            class WithInit(mod.Record):  # type: ignore[name-defined,misc]
+                def __init__(self) -> None:
+                    pass
+
+            with pytest.raises(mod.InterfaceError, match="must not redefine"):
+                await conn.fetch(q, record_class=WithInit)
+        finally:
+            await conn.close()
+        conn = await mod.connect(pg_server.dsn, record_class=Row)
+        try:
+            assert type(await conn.fetchrow("SELECT 1 AS v")) is Row
+        finally:
+            await conn.close()
+        async with mod.create_pool(pg_server.dsn, min_size=1, max_size=1, record_class=Row) as pool:
+            assert type(await pool.fetchrow("SELECT 1 AS v")) is Row
+            assert (await pool.fetch("SELECT 2 AS v"))[0].double() == 4
+            async with pool.acquire() as c:
+                assert type(await c.fetchrow("SELECT 1 AS v")) is Row
+    assert seen["fastio"] == seen["asyncpg"]
+    assert seen["fastio"] == ([2, 4, 6], True, "<Row v=1>", "Record", [1, 2, 3])
+
+
+async def test_set_type_codec_text_format_like_asyncpg(pg_server: Any) -> None:
+    import json
+
+    schema = await make_schema(pg_server)
+    dsn = schema_dsn(pg_server, schema)
+    seen = {}
+    for name, mod in DRIVERS:
+        conn = await mod.connect(dsn)
+        try:
+            await conn.execute(f"CREATE TYPE mood_{name} AS ENUM ('sad', 'happy')")
+            await conn.set_type_codec(
+                "jsonb", schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+            )
+            await conn.set_type_codec(
+                "numeric", schema="pg_catalog", encoder=str, decoder=lambda s: "N" + s
+            )
+            await conn.set_type_codec(
+                f"mood_{name}", schema=schema, encoder=lambda m: m.lower(), decoder=str.upper
+            )
+            out = [
+                await conn.fetchval("SELECT $1::jsonb", {"a": [1, None]}),
+                await conn.fetchval("SELECT $1::numeric + 1", 41),
+                tuple(await conn.fetchrow("SELECT 1.5::numeric AS n, 2 AS i")),
+                await conn.fetchval(f"SELECT $1::mood_{name}", "HAPPY"),
+            ]
+            await conn.execute(f"CREATE TABLE cod_{name} (m mood_{name}, n numeric)")
+            await conn.executemany(f"INSERT INTO cod_{name} VALUES ($1, $2)", [("SAD", 2)])
+            out.append(tuple(await conn.fetchrow(f"SELECT * FROM cod_{name}")))
+            out.append(await conn.fetchval(f"SELECT m::text FROM cod_{name}"))
+            await conn.reset_type_codec("numeric", schema="pg_catalog")
+            out.append(await conn.fetchval("SELECT 1.5::numeric"))
+            seen[name] = out
+        finally:
+            await conn.close()
+    assert seen["fastio"] == seen["asyncpg"]
+    assert seen["fastio"] == [
+        {"a": [1, None]},
+        "N42",
+        ("N1.5", 2),
+        "HAPPY",
+        ("SAD", "N2"),
+        "sad",
+        __import__("decimal").Decimal("1.5"),
+    ]
+
+
+async def test_set_type_codec_in_pool_init_applies_to_every_connection(pg_server: Any) -> None:
+    import json
+
+    async def init(conn: Any) -> None:
+        await conn.set_type_codec(
+            "json", schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+        )
+
+    async with fastio.pg.create_pool(pg_server.dsn, min_size=2, max_size=2, init=init) as pool:
+        got = await asyncio.gather(*(pool.fetchval("SELECT $1::json", {"n": i}) for i in range(10)))
+        assert got == [{"n": i} for i in range(10)]
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("""SELECT '[1, "a"]'::json""") == [1, "a"]
+        rows = await pool.fetchmany("SELECT $1::json AS j", [({"x": 1},), ([2],)])
+        assert [r["j"] for r in rows] == [{"x": 1}, [2]]
+
+
+async def test_set_type_codec_errors_are_clear(pg_server: Any) -> None:
+    conn = await fastio.pg.connect(pg_server.dsn)
+    try:
+        for fmt in ("binary", "tuple"):
+            with pytest.raises(fastio.pg.UnsupportedClientFeatureError, match="format='text'"):
+                await conn.set_type_codec(
+                    "int4", schema="pg_catalog", encoder=str, decoder=int, format=fmt
+                )
+        with pytest.raises(fastio.pg.InterfaceError, match="invalid `format`"):
+            await conn.set_type_codec(
+                "int4", schema="pg_catalog", encoder=str, decoder=int, format="xml"
+            )
+        with pytest.raises(ValueError, match="unknown type: public.nope"):
+            await conn.set_type_codec("nope", encoder=str, decoder=str)
+        name = f"comp_{uuid.uuid4().hex[:8]}"
+        await conn.execute(f"CREATE TYPE {name} AS (x int)")
+        try:
+            with pytest.raises(fastio.pg.UnsupportedClientFeatureError, match="composite"):
+                await conn.set_type_codec(name, encoder=str, decoder=str)
+        finally:
+            await conn.execute(f"DROP TYPE {name}")
+        await conn.set_type_codec("int4", schema="pg_catalog", encoder=lambda v: v, decoder=int)
+        with pytest.raises(fastio.pg.DataError, match=r"argument \$1: 5 .*must return str"):
+            await conn.fetchval("SELECT $1::int4", 5)
+
+        def boom(v: Any) -> str:
+            raise RuntimeError("no way")
+
+        await conn.set_type_codec("int4", schema="pg_catalog", encoder=boom, decoder=int)
+        with pytest.raises(fastio.pg.DataError, match="no way"):
+            await conn.fetchval("SELECT $1::int4", 5)
+        await conn.reset_type_codec("int4", schema="pg_catalog")
+        assert await conn.fetchval("SELECT $1::int4", 5) == 5
+    finally:
+        await conn.close()
+
+
+async def test_composite_parameters_like_asyncpg(pg_server: Any) -> None:
+    schema = await make_schema(pg_server)
+    dsn = schema_dsn(pg_server, schema)
+    seen = {}
+    for name, mod in DRIVERS:
+        conn = await mod.connect(dsn)
+        try:
+            await conn.execute(f"CREATE TYPE pt_{name} AS (x int, label text, w numeric)")
+            await conn.execute(f"CREATE TABLE shapes_{name} (id int, p pt_{name})")
+            one = await conn.fetchval(f"SELECT $1::pt_{name}", (1, "a", 2))
+            nulls = await conn.fetchval(f"SELECT $1::pt_{name}", [1, None, None])
+            await conn.execute(f"INSERT INTO shapes_{name} VALUES (1, $1)", (2, "b", 1.5))
+            back = await conn.fetchval(f"SELECT p FROM shapes_{name}")
+            # A Record read back goes in again as the same composite value.
+            await conn.execute(f"INSERT INTO shapes_{name} VALUES (2, $1)", back)
+            await conn.executemany(
+                f"INSERT INTO shapes_{name} VALUES ($1, $2)", [(3, (3, "c", 0)), (4, None)]
+            )
+            field = await conn.fetchval(f"SELECT ($1::pt_{name}).label", (9, "q", None))
+            rows = await conn.fetch(f"SELECT * FROM shapes_{name} ORDER BY id")
+            with pytest.raises(mod.DataError):
+                await conn.fetchval(f"SELECT $1::pt_{name}", ("x", 1, 2))
+            seen[name] = (
+                tuple(one),
+                tuple(nulls),
+                [(r["id"], None if r["p"] is None else tuple(r["p"])) for r in rows],
+                field,
+            )
+        finally:
+            await conn.close()
+    assert seen["fastio"] == seen["asyncpg"]
+    from decimal import Decimal
+
+    assert seen["fastio"][0] == (1, "a", Decimal(2))
+    assert seen["fastio"][2][3] == (4, None)
+
+
+async def test_pool_copy_methods_like_asyncpg(pg_server: Any, tmp_path: Any) -> None:
+    import io
+
+    schema = await make_schema(pg_server)
+    dsn = schema_dsn(pg_server, schema)
+    seen = {}
+    for name, mod in DRIVERS:
+        async with mod.create_pool(dsn, min_size=1, max_size=2) as pool:
+            await pool.execute(f"CREATE TABLE cp_{name} (a int, b text)")
+            out: list[Any] = [
+                await pool.copy_records_to_table(f"cp_{name}", records=[(1, "a"), (2, "b")])
+            ]
+            buf = io.BytesIO()
+            out.append(await pool.copy_from_table(f"cp_{name}", output=buf, format="csv"))
+            out.append(buf.getvalue())
+            buf = io.BytesIO()
+            out.append(
+                await pool.copy_from_query(
+                    f"SELECT * FROM cp_{name} WHERE a > $1",
+                    1,
+                    output=buf,
+                    header=True,
+                    format="csv",
+                )
+            )
+            out.append(buf.getvalue())
+            out.append(
+                await pool.copy_to_table(
+                    f"cp_{name}", source=io.BytesIO(b"3\tc\n4\td\n"), columns=["a", "b"]
+                )
+            )
+            path = tmp_path / f"{name}.txt"
+            out.append(await pool.copy_from_table(f"cp_{name}", output=path))
+            out.append(path.read_bytes())
+            assert pool.get_idle_size() == pool.get_size()
+            seen[name] = out
+    assert seen["fastio"] == seen["asyncpg"]
+    assert seen["fastio"][0] == "COPY 2" and seen["fastio"][-1].count(b"\n") == 4
+
+
+async def test_pool_terminate_makes_acquired_connections_unusable(pg_server: Any) -> None:
+    for _, mod in DRIVERS:
+        pool = await mod.create_pool(pg_server.dsn, min_size=1, max_size=2)
+        conn = await pool.acquire()
+        assert await conn.fetchval("SELECT 1") == 1
+        pool.terminate()
+        with pytest.raises(mod.InterfaceError):
+            await conn.fetchval("SELECT 1")
+        with pytest.raises(mod.InterfaceError):
+            await pool.fetchval("SELECT 1")
+    # fastio: the acquired connection says so, and its session is gone.
+    watcher = await fastio.pg.connect(pg_server.dsn)
+    try:
+        pool = await fastio.pg.create_pool(pg_server.dsn, min_size=1, max_size=1)
+        conn = await pool.acquire()
+        pid = conn.get_server_pid()
+        pool.terminate()
+        assert conn.is_closed()
+        for _ in range(200):
+            alive = await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid
+            )
+            if not alive:
+                break
+            await asyncio.sleep(0.02)
+        assert alive == 0
+    finally:
+        await watcher.close()

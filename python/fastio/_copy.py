@@ -179,3 +179,9 @@ async def copy_to_table(
             f"not {type(source).__name__}"
         )
     return await conn._copy_in(sql, None, chunks, timeout=timeout)  # type: ignore[no-any-return]
+
+
+async def on_pool(pool: Any, method: str, args: tuple[Any, ...], **kwargs: Any) -> Any:
+    """``Pool.copy_*``: the Connection method on a connection acquired for the call."""
+    async with pool.acquire() as conn:
+        return await getattr(conn, method)(*args, **kwargs)

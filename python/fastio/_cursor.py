@@ -22,16 +22,23 @@ _ids = itertools.count(1)
 class Cursor:
     """The async iterable ``Connection.cursor()`` returns."""
 
-    __slots__ = ("_conn", "_query", "_args", "_prefetch", "_timeout")
+    __slots__ = ("_conn", "_query", "_args", "_prefetch", "_timeout", "_record_class")
 
     def __init__(
-        self, conn: Any, query: str, args: tuple[Any, ...], prefetch: int, timeout: float | None
+        self,
+        conn: Any,
+        query: str,
+        args: tuple[Any, ...],
+        prefetch: int,
+        timeout: float | None,
+        record_class: type | None = None,
     ) -> None:
         self._conn = conn
         self._query = query
         self._args = args
         self._prefetch = prefetch
         self._timeout = timeout
+        self._record_class = record_class
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._rows()
@@ -51,7 +58,7 @@ class Cursor:
         await self._conn.execute(
             f"DECLARE {name} CURSOR FOR {self._query}", *self._args, timeout=self._timeout
         )
-        return OpenCursor(self._conn, name)
+        return OpenCursor(self._conn, name, self._record_class)
 
     async def _rows(self) -> AsyncIterator[Any]:
         conn = self._conn
@@ -73,7 +80,9 @@ class Cursor:
             )
             fetch = f"FETCH {self._prefetch} FROM {name}"
             while True:
-                rows = await conn.fetch(fetch, timeout=self._timeout)
+                rows = await conn.fetch(
+                    fetch, timeout=self._timeout, record_class=self._record_class
+                )
                 for row in rows:
                     yield row
                 if len(rows) < self._prefetch:
@@ -89,19 +98,24 @@ class OpenCursor:
     """An open server-side cursor (``await conn.cursor(...)``), valid until the
     transaction ends."""
 
-    __slots__ = ("_conn", "_name")
+    __slots__ = ("_conn", "_name", "_record_class")
 
-    def __init__(self, conn: Any, name: str) -> None:
+    def __init__(self, conn: Any, name: str, record_class: type | None = None) -> None:
         self._conn = conn
         self._name = name
+        self._record_class = record_class
 
     async def fetch(self, n: int, *, timeout: float | None = None) -> list[Any]:
         """The next ``n`` rows (fewer at the end)."""
-        return await self._conn.fetch(f"FETCH {int(n)} FROM {self._name}", timeout=timeout)
+        return await self._conn.fetch(
+            f"FETCH {int(n)} FROM {self._name}", timeout=timeout, record_class=self._record_class
+        )
 
     async def fetchrow(self, *, timeout: float | None = None) -> Any:
         """The next row, or None at the end."""
-        rows = await self._conn.fetch(f"FETCH 1 FROM {self._name}", timeout=timeout)
+        rows = await self._conn.fetch(
+            f"FETCH 1 FROM {self._name}", timeout=timeout, record_class=self._record_class
+        )
         return rows[0] if rows else None
 
     async def forward(self, n: int, *, timeout: float | None = None) -> int:

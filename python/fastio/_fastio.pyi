@@ -584,9 +584,14 @@ class Record:
 
     ``r[0]``, ``r["name"]``, ``r.get(name, default)``, ``keys()/values()/items()``,
     ``len(r)``, iteration yields values, ``dict(r)``, ``tuple(r)``, equal to the
-    tuple of its values, ``"name" in r`` tests column names.
+    tuple of its values, ``"name" in r`` tests column names. Subclass it (without
+    redefining ``__new__``/``__init__``) and pass ``record_class=`` to get rows of
+    your class.
     """
 
+    def __new__(cls, record: Record) -> Record:
+        """A copy of ``record`` as an instance of ``cls`` (how rows of a
+        ``record_class`` are made)."""
     def __len__(self) -> int: ...
     def __getitem__(self, key: int | str | slice) -> Any: ...
     def get(self, key: str, default: Any = None) -> Any: ...
@@ -607,13 +612,48 @@ class Connection:
     """
 
     def fetch(
-        self, query: str, *args: Any, timeout: float | None = None
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
     ) -> Awaitable[list[Record]]:
-        """All rows as Records."""
+        """All rows as Records (of ``record_class``, a Record subclass, if given)."""
     def fetchrow(
-        self, query: str, *args: Any, timeout: float | None = None
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
     ) -> Awaitable[Record | None]:
         """The first row, or None."""
+    def fetchmany(
+        self,
+        query: str,
+        args: Iterable[Sequence[Any]],
+        *,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> Awaitable[list[Record]]:
+        """Runs ``query`` once per argument sequence, pipelined in one round trip
+        and atomic like executemany; returns the rows of all runs (PostgreSQL)."""
+    def set_type_codec(
+        self,
+        typename: str,
+        *,
+        schema: str = "public",
+        encoder: Callable[[Any], str],
+        decoder: Callable[[str], Any],
+        format: str = "text",
+    ) -> Awaitable[None]:
+        """Values of ``schema.typename`` (a scalar type: base or enum) go through
+        ``encoder(obj) -> str`` as query arguments and ``decoder(str) -> obj`` as
+        results, on this server session (in a pool's ``init``, on every one).
+        Only ``format='text'``; arrays and composites of the type keep the
+        built-in handling. PostgreSQL only."""
+    def reset_type_codec(self, typename: str, *, schema: str = "public") -> Awaitable[None]:
+        """Removes the codec ``set_type_codec`` set for the type."""
+    def _set_codec(self, oid: int, encoder: Any = None, decoder: Any = None) -> Awaitable[None]: ...
     def fetchval(
         self, query: str, *args: Any, column: int = 0, timeout: float | None = None
     ) -> Awaitable[Any]:
@@ -655,9 +695,15 @@ class Connection:
         self, channel: str, callback: Callable[[Connection, int, str, str], Any]
     ) -> None:
         """Removes a listener; the last one for a channel UNLISTENs."""
-    def prepare(self, query: str, *, timeout: float | None = None) -> Awaitable[Any]:
+    def prepare(
+        self,
+        query: str,
+        *,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> Awaitable[Any]:
         """Prepares ``query`` on the server now (errors raised here); resolves to a
-        PreparedStatement with fetch/fetchrow/fetchval/executemany/cursor."""
+        PreparedStatement with fetch/fetchrow/fetchval/fetchmany/executemany/cursor."""
     def cursor(
         self,
         query: str,
@@ -665,6 +711,7 @@ class Connection:
         prefetch: int | None = None,
         timeout: float | None = None,
         batch_size: int | None = None,
+        record_class: type[Record] | None = None,
     ) -> Any:
         """``async for record in conn.cursor(query, *args, prefetch=50)``: rows
         through a server-side cursor, ``prefetch`` per round trip; outside a
@@ -739,11 +786,34 @@ class Pool:
     Query methods acquire a connection, run, and release it."""
 
     def fetch(
-        self, query: str, *args: Any, timeout: float | None = None
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
     ) -> Awaitable[list[Record]]: ...
     def fetchrow(
-        self, query: str, *args: Any, timeout: float | None = None
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
     ) -> Awaitable[Record | None]: ...
+    def fetchmany(
+        self,
+        query: str,
+        args: Iterable[Sequence[Any]],
+        *,
+        timeout: float | None = None,
+        record_class: type[Record] | None = None,
+    ) -> Awaitable[list[Record]]:
+        """Connection.fetchmany on a pooled connection."""
+    def copy_from_table(self, table_name: str, **kwargs: Any) -> Awaitable[str]:
+        """Connection.copy_from_table on a connection acquired for the call."""
+    def copy_from_query(self, query: str, *args: Any, **kwargs: Any) -> Awaitable[str]:
+        """Connection.copy_from_query on a connection acquired for the call."""
+    def copy_to_table(self, table_name: str, **kwargs: Any) -> Awaitable[str]:
+        """Connection.copy_to_table on a connection acquired for the call."""
     def fetchval(
         self, query: str, *args: Any, column: int = 0, timeout: float | None = None
     ) -> Awaitable[Any]: ...
@@ -771,7 +841,8 @@ class Pool:
     def close(self) -> Awaitable[None]:
         """Closes the pool, waiting until acquired connections are released."""
     def terminate(self) -> None:
-        """Closes the pool without waiting."""
+        """Closes the pool and every connection it has handed out, without
+        waiting: an acquired connection raises InterfaceError when used after."""
     def is_closing(self) -> bool: ...
     def get_size(self) -> int:
         """Open connections, idle and in use."""
@@ -798,6 +869,10 @@ def create_pool(
     server_settings: dict[str, str] | None = None,
     ssl: Any = None,
     max_queries: int | None = None,
+    init_sql: list[str] | None = None,
+    name: str | None = None,
+    retry: Any = None,
+    record_class: type[Record] | None = None,
 ) -> Awaitable[Pool]:
     """Opens a connection pool. ``dsn``: ``postgresql://user:pass@host:port/db``
     (or ``postgres://``; MySQL and SQLite are not implemented yet).
@@ -810,7 +885,7 @@ def create_pool(
     ``server_settings``: session settings sent at connect. ``ssl``: asyncpg's
     values (False/'disable', 'prefer', 'require', 'verify-ca', 'verify-full',
     True, an ssl.SSLContext). ``max_queries``: a connection is replaced after
-    that many queries."""
+    that many queries. ``record_class``: the class of the rows (a Record subclass)."""
 
 def connect(
     dsn: str,
@@ -821,5 +896,7 @@ def connect(
     json_as_text: bool = False,
     server_settings: dict[str, str] | None = None,
     ssl: Any = None,
+    init_sql: list[str] | None = None,
+    record_class: type[Record] | None = None,
 ) -> Awaitable[Connection]:
     """Opens one (unpooled) connection; see ``create_pool`` for the arguments."""

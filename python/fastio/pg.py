@@ -76,12 +76,14 @@ def connect(
     command_timeout: float | None = None,
     server_settings: dict[str, str] | None = None,
     ssl: Any = None,
+    record_class: type = Record,
 ) -> _fastio.Awaitable[Connection]:
     """Opens one connection (asyncpg.connect).
 
     ``server_settings``: session settings sent at connect (application_name,
     search_path, ...). ``ssl``: asyncpg's values (False/'disable', 'prefer',
-    'require', 'verify-ca', 'verify-full', True, or an ssl.SSLContext)."""
+    'require', 'verify-ca', 'verify-full', True, or an ssl.SSLContext).
+    ``record_class``: the class of the rows (Record or a subclass of it)."""
     return _fastio.connect(
         _dsn(dsn, host, port, user, password, database),
         timeout=timeout,
@@ -90,6 +92,7 @@ def connect(
         json_as_text=True,
         server_settings=server_settings,
         ssl=ssl,
+        record_class=None if record_class is Record else record_class,
     )
 
 
@@ -136,6 +139,7 @@ def create_pool(
     ssl: Any = None,
     acquire_timeout: float | None = None,
     max_lifetime: float | None = None,
+    record_class: type = Record,
 ) -> _PoolCreator:
     """Creates a pool (asyncpg.create_pool); awaitable and an async context manager.
 
@@ -163,6 +167,7 @@ def create_pool(
             server_settings=server_settings,
             ssl=ssl,
             max_queries=max_queries,
+            record_class=None if record_class is Record else record_class,
         )
 
     return _PoolCreator(make)

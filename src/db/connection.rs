@@ -15,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection as _, Database, Postgres};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+use super::codec::custom::{TypeCodec, TypeCodecs};
 use super::codec::from_python::Param;
 use super::codec::to_python::JsonMode;
 use super::pool::PoolInner;
@@ -33,6 +34,87 @@ pub(crate) struct Settings {
     /// Named, cached statements (statement_cache_size > 0).
     pub(crate) persistent: bool,
     pub(crate) generation: u64,
+    /// `record_class=` of connect()/create_pool(): the rows' default class.
+    pub(crate) record_class: Option<Py<pyo3::types::PyType>>,
+    /// Set once any session of this pool/connection has a `set_type_codec`
+    /// codec: from then on, arguments keep their Python objects for encoders.
+    pub(crate) codecs_seen: AtomicBool,
+}
+
+impl Settings {
+    /// The arguments of one query (kept for codecs when there are any).
+    pub(crate) fn params(&self, args: &Bound<'_, PyTuple>) -> PyResult<Vec<Param>> {
+        if self.codecs_seen.load(Ordering::Acquire) {
+            args.iter().map(|a| Param::kept(&a)).collect()
+        } else {
+            params_of(args)
+        }
+    }
+
+    /// The argument sequences of executemany/fetchmany.
+    pub(crate) fn batch(&self, args: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<Param>>> {
+        if !self.codecs_seen.load(Ordering::Acquire) {
+            return batch_of(args);
+        }
+        let mut out = Vec::new();
+        for row in args.try_iter()? {
+            let row = row?;
+            if row.is_instance_of::<PyString>() {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "args must be an iterable of argument sequences",
+                ));
+            }
+            let params = row
+                .try_iter()?
+                .map(|a| Param::kept(&a?))
+                .collect::<PyResult<Vec<_>>>()?;
+            out.push(params);
+        }
+        Ok(out)
+    }
+
+    /// The class of the rows: `record_class` if given, else the default.
+    pub(crate) fn record_class(
+        &self,
+        py: Python<'_>,
+        given: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<pyo3::types::PyType>>> {
+        match given {
+            Some(cls) if !cls.is_none() => check_record_class(cls).map(Some),
+            _ => Ok(self.record_class.as_ref().map(|c| c.clone_ref(py))),
+        }
+    }
+}
+
+/// asyncpg's check of `record_class=`: Record or a subclass of it that
+/// redefines neither `__new__` nor `__init__`; `None` for Record itself.
+pub(crate) fn check_record_class(cls: &Bound<'_, PyAny>) -> PyResult<Py<pyo3::types::PyType>> {
+    use pyo3::PyTypeInfo;
+    let py = cls.py();
+    let record = super::record::Record::type_object(py);
+    let Ok(ty) = cls.cast::<pyo3::types::PyType>() else {
+        return Err(Error::Interface(format!(
+            "record_class is expected to be a subclass of asyncpg.Record, got {}",
+            cls.repr()?
+        ))
+        .into());
+    };
+    if !ty.is_subclass(&record)? {
+        return Err(Error::Interface(format!(
+            "record_class is expected to be a subclass of asyncpg.Record, got {}",
+            cls.repr()?
+        ))
+        .into());
+    }
+    for name in ["__new__", "__init__"] {
+        if !ty.getattr(name)?.is(record.getattr(name)?) {
+            return Err(Error::Interface(
+                "record_class must not redefine __new__ or __init__".into(),
+            )
+            .into());
+        }
+    }
+    Ok(ty.clone().unbind())
 }
 
 /// The live session behind a Connection: from a pool, or standalone.
@@ -428,6 +510,33 @@ impl ConnInner {
         }
     }
 
+    /// `fetchmany`: every argument set pipelined, all rows returned.
+    pub(crate) async fn fetch_many(
+        &self,
+        sql: String,
+        batch: Vec<Vec<Param>>,
+        timeout: Option<Duration>,
+    ) -> Result<postgres::QueryOutput> {
+        let json = self.settings.json;
+        let run = self.locked(timeout, async |pg| {
+            postgres::fetch_many(pg, &sql, &batch, json).await
+        });
+        match &self.pool {
+            Some(pool) => pool.metrics.timed(&sql, run).await,
+            None => run.await,
+        }
+    }
+
+    /// Sets (or with `None` removes) a `set_type_codec` codec on this session.
+    pub(crate) async fn set_codec(&self, oid: u32, codec: Option<TypeCodec>) -> Result<()> {
+        self.settings.codecs_seen.store(true, Ordering::Release);
+        self.locked(None, async |pg| {
+            TypeCodecs::install(pg, oid, codec);
+            Ok(())
+        })
+        .await
+    }
+
     pub(crate) async fn copy_records(
         &self,
         table: String,
@@ -504,13 +613,24 @@ impl ConnInner {
         Ok(())
     }
 
-    fn terminate(&self) {
+    /// Closes the connection without waiting; one running a query is
+    /// closed as soon as the query ends.
+    pub(crate) fn terminate(&self) {
         self.closed.store(true, Ordering::Release);
-        if let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() {
+        fn close(guard: &mut ConnState<Postgres>) {
             if let Some(Conn::Pooled(c)) = guard.conn.take() {
                 close_pooled(c);
             }
             guard.gone = "the connection is closed";
+        }
+        match Arc::clone(&self.state).try_lock_owned() {
+            Ok(mut guard) => close(&mut guard),
+            Err(_) => {
+                let state = Arc::clone(&self.state);
+                if let Ok(rt) = crate::runtime::handle() {
+                    rt.spawn(async move { close(&mut *state.lock_owned().await) });
+                }
+            }
         }
     }
 }
@@ -538,6 +658,16 @@ impl ConnKind {
     /// Gives a pooled connection back (rolled back if left in a transaction).
     pub(crate) async fn release(&self) -> Result<()> {
         by_session!(self, c => pg: c.release().await, sql: c.release().await)
+    }
+}
+
+/// `record_class=` is PostgreSQL's (asyncpg's) only.
+pub(crate) fn no_record_class(given: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    match given {
+        Some(c) if !c.is_none() => {
+            Err(Error::Interface("record_class= is only supported for PostgreSQL".into()).into())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -605,46 +735,130 @@ impl Connection {
         args: &Bound<'py, PyTuple>,
         shape: Shape,
         timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let (query, params) = match self.kind {
+        let (query, params) = match &self.kind {
             ConnKind::MySql(_) => super::mysql::pyformat(query, args)?,
+            ConnKind::Pg(c) => (query, c.settings.params(args)?),
             _ => (query, params_of(args)?),
         };
         let timeout = timeout_arg("timeout", timeout)?;
         by_session!(&self.kind, c => pg: {
             check_fork(c.settings.generation, "this connection")?;
+            let cls = c.settings.record_class(py, record_class)?;
             let inner = Arc::clone(c);
             future_into_py(py, async move {
-                inner.query(query, params, shape, timeout).await
+                let out = inner.query(query, params, shape, timeout).await?;
+                Ok(out.with_record_class(cls))
             })
-        }, sql: sql_run(py, c, query, params, shape, timeout))
+        }, sql: {
+            no_record_class(record_class)?;
+            sql_run(py, c, query, params, shape, timeout)
+        })
     }
 }
 
 #[pymethods]
 impl Connection {
-    /// Runs a query and returns all rows as a list of Records.
-    #[pyo3(signature = (query, *args, timeout = None))]
+    /// Runs a query and returns all rows as a list of Records (of
+    /// `record_class`, a Record subclass, when given; PostgreSQL).
+    #[pyo3(signature = (query, *args, timeout = None, record_class = None))]
     fn fetch<'py>(
         &self,
         py: Python<'py>,
         query: String,
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::All, timeout)
+        self.run(py, query, args, Shape::All, timeout, record_class)
     }
 
     /// Runs a query and returns the first row, or None.
-    #[pyo3(signature = (query, *args, timeout = None))]
+    #[pyo3(signature = (query, *args, timeout = None, record_class = None))]
     fn fetchrow<'py>(
         &self,
         py: Python<'py>,
         query: String,
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::Row, timeout)
+        self.run(py, query, args, Shape::Row, timeout, record_class)
+    }
+
+    /// Runs a query once per argument sequence, pipelined in one round trip
+    /// and atomic like executemany; returns the rows of all runs (asyncpg's
+    /// fetchmany). PostgreSQL only.
+    #[pyo3(signature = (query, args, *, timeout = None, record_class = None))]
+    fn fetchmany<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyAny>,
+        timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let c = self.pg("fetchmany")?;
+        let batch = c.settings.batch(args)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let cls = c.settings.record_class(py, record_class)?;
+        let inner = Arc::clone(c);
+        future_into_py(py, async move {
+            let out = inner.fetch_many(query, batch, timeout).await?;
+            Ok(out.with_record_class(cls))
+        })
+    }
+
+    /// Sets (encoder and decoder given) or removes the codec of type `oid`
+    /// on this session; `set_type_codec()` (fastio._codecs) checks the type.
+    #[pyo3(signature = (oid, encoder = None, decoder = None))]
+    fn _set_codec<'py>(
+        &self,
+        py: Python<'py>,
+        oid: u32,
+        encoder: Option<Py<PyAny>>,
+        decoder: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let codec = match (encoder, decoder) {
+            (Some(encoder), Some(decoder)) => Some(TypeCodec { encoder, decoder }),
+            _ => None,
+        };
+        let inner = Arc::clone(self.pg("set_type_codec")?);
+        future_into_py(py, async move {
+            inner.set_codec(oid, codec).await?;
+            Ok(ReturnNone)
+        })
+    }
+
+    /// asyncpg's `set_type_codec(typename, *, schema='public', encoder,
+    /// decoder, format='text')`: values of the type go through
+    /// `encoder(obj) -> str` and `decoder(str) -> obj`. PostgreSQL only.
+    #[pyo3(signature = (typename, **kwargs))]
+    fn set_type_codec<'py>(
+        slf: &Bound<'py, Self>,
+        typename: String,
+        kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = slf
+            .py()
+            .import("fastio._codecs")?
+            .getattr("set_type_codec")?;
+        f.call((slf, typename), kwargs)
+    }
+
+    /// Puts back the built-in handling of a type `set_type_codec` changed.
+    #[pyo3(signature = (typename, **kwargs))]
+    fn reset_type_codec<'py>(
+        slf: &Bound<'py, Self>,
+        typename: String,
+        kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f = slf
+            .py()
+            .import("fastio._codecs")?
+            .getattr("reset_type_codec")?;
+        f.call((slf, typename), kwargs)
     }
 
     /// Runs a query and returns one column of the first row, or None.
@@ -657,7 +871,7 @@ impl Connection {
         column: usize,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::Value(column), timeout)
+        self.run(py, query, args, Shape::Value(column), timeout, None)
     }
 
     /// Runs a command and returns its status string (e.g. 'INSERT 0 1').
@@ -669,7 +883,7 @@ impl Connection {
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::Status, timeout)
+        self.run(py, query, args, Shape::Status, timeout, None)
     }
 
     /// Runs a command once per argument sequence, in one round trip.
@@ -681,7 +895,10 @@ impl Connection {
         args: &Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let batch = batch_of(args)?;
+        let batch = match &self.kind {
+            ConnKind::Pg(c) => c.settings.batch(args)?,
+            _ => batch_of(args)?,
+        };
         let timeout = timeout_arg("timeout", timeout)?;
         by_session!(&self.kind, c => pg: {
             check_fork(c.settings.generation, "this connection")?;
@@ -834,15 +1051,21 @@ impl Connection {
 
     /// Prepares `query` on the server; resolves to a PreparedStatement with
     /// `fetch/fetchrow/fetchval/executemany` (and `cursor`).
-    #[pyo3(signature = (query, *, timeout = None))]
+    /// `record_class` applies to the statement's fetch/fetchrow/cursor.
+    #[pyo3(signature = (query, *, timeout = None, record_class = None))]
     fn prepare<'py>(
         &self,
         py: Python<'py>,
         query: String,
         timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Awaitable>> {
         let timeout = timeout_arg("timeout", timeout)?;
         let inner = Arc::clone(self.pg("prepare")?);
+        let record_class = match record_class {
+            Some(c) if !c.is_none() => Some(check_record_class(c)?),
+            _ => None,
+        };
         future_into_py(py, async move {
             let types = inner.prepare(&query, timeout).await?;
             Ok(Prepared {
@@ -851,6 +1074,7 @@ impl Connection {
                 },
                 query,
                 types,
+                record_class,
             })
         })
     }
@@ -945,7 +1169,9 @@ impl Connection {
     /// An async iterator over the rows of `query`, fetched `prefetch` at a
     /// time through a server-side cursor (inside a transaction of its own
     /// when none is open). `batch_size` is accepted as an alias of `prefetch`.
-    #[pyo3(signature = (query, *args, prefetch = None, timeout = None, batch_size = None))]
+    #[pyo3(signature = (
+        query, *args, prefetch = None, timeout = None, batch_size = None, record_class = None
+    ))]
     fn cursor<'py>(
         slf: &Bound<'py, Self>,
         query: String,
@@ -953,8 +1179,18 @@ impl Connection {
         prefetch: Option<usize>,
         timeout: Option<f64>,
         batch_size: Option<usize>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
+        let record_class = match (&slf.get().kind, record_class) {
+            (_, None) => None,
+            (_, Some(c)) if c.is_none() => None,
+            (ConnKind::Pg(_), Some(c)) => Some(check_record_class(c)?),
+            (_, given) => {
+                no_record_class(given)?;
+                None
+            }
+        };
         let n = prefetch.or(batch_size).unwrap_or(50);
         if n == 0 {
             return Err(
@@ -962,7 +1198,7 @@ impl Connection {
             );
         }
         let cls = py.import("fastio._cursor")?.getattr("Cursor")?;
-        cls.call1((slf, query, args, n, timeout))
+        cls.call1((slf, query, args, n, timeout, record_class))
     }
 
     /// Copies the result of `query` (COPY ... TO STDOUT) to `output`: a
@@ -1079,6 +1315,7 @@ struct Prepared {
     conn: Connection,
     query: String,
     types: Vec<u32>,
+    record_class: Option<Py<pyo3::types::PyType>>,
 }
 
 impl<'py> IntoPyObject<'py> for Prepared {
@@ -1090,7 +1327,12 @@ impl<'py> IntoPyObject<'py> for Prepared {
         let cls = py
             .import("fastio._prepared")?
             .getattr("PreparedStatement")?;
-        cls.call1((Bound::new(py, self.conn)?, self.query, self.types))
+        cls.call1((
+            Bound::new(py, self.conn)?,
+            self.query,
+            self.types,
+            self.record_class,
+        ))
     }
 }
 

@@ -135,6 +135,7 @@ pub(crate) fn pyformat(query: String, args: &Bound<'_, PyTuple>) -> PyResult<(St
 fn bind(params: &[Param]) -> Result<MySqlArguments> {
     let mut args = MySqlArguments::default();
     for (i, p) in params.iter().enumerate() {
+        let p = p.plain();
         let added = match p {
             Param::Null => args.add(None::<i64>),
             Param::Bool(b) => args.add(i64::from(*b)),
@@ -149,12 +150,15 @@ fn bind(params: &[Param]) -> Result<MySqlArguments> {
             Param::DateTime { micros } => args.add(datetime_text(*micros)),
             Param::Interval { days, micros } => args.add(interval_text(*days, *micros)),
             Param::Uuid(b) => args.add(uuid_text(b)),
-            Param::List(_) | Param::Range { .. } | Param::Unsupported { .. } => {
+            Param::List(_)
+            | Param::Range { .. }
+            | Param::Unsupported { .. }
+            | Param::Custom { .. } => {
                 let what = match p {
                     Param::List(_) => "list".to_owned(),
                     Param::Range { .. } => "range".to_owned(),
                     Param::Unsupported { type_name, .. } => type_name.clone(),
-                    _ => unreachable!(),
+                    _ => "value kept for a codec".to_owned(),
                 };
                 return Err(Error::Bind(format!(
                     "query argument {} ({}) cannot be bound: a {what} is not a SQL value",

@@ -15,8 +15,8 @@ use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 
 use super::codec::to_python::JsonMode;
 use super::connection::{
-    batch_of, params_of, timeout_arg, Busy, Conn, ConnInner, ConnKind, Connection, Session,
-    Settings,
+    batch_of, check_record_class, no_record_class, params_of, timeout_arg, Busy, Conn, ConnInner,
+    ConnKind, Connection, Session, Settings,
 };
 use super::mysql;
 use super::postgres::{self, map_err, Shape};
@@ -73,6 +73,8 @@ pub(crate) struct PoolInner {
     pub(crate) metrics: PoolMetrics,
     gauges: OnceLock<Arc<dyn GaugeSource>>,
     retry: Option<RetryPolicy>,
+    /// Connections handed out by `acquire()`, for `terminate()`.
+    lent: Mutex<Vec<std::sync::Weak<ConnInner>>>,
 }
 
 impl PoolView for PoolInner {
@@ -236,6 +238,52 @@ impl PoolInner {
         });
         self.metrics.timed(&sql, run).await
     }
+
+    async fn fetch_many(
+        &self,
+        sql: String,
+        batch: Vec<Vec<Param>>,
+        timeout: Option<Duration>,
+    ) -> Result<postgres::QueryOutput> {
+        let json = self.settings.json;
+        let run = retried(self.retry.as_ref(), || {
+            self.pooled(timeout, async |pg| {
+                postgres::fetch_many(pg, &sql, &batch, json).await
+            })
+        });
+        self.metrics.timed(&sql, run).await
+    }
+
+    /// Hands out a connection as a `Connection` of this pool, remembered
+    /// for `terminate()`.
+    async fn lend(self: Arc<Self>, timeout: Option<Duration>) -> Result<Arc<ConnInner>> {
+        self.check()?;
+        let c = self.acquire_raw(timeout).await?;
+        let conn = Arc::new(ConnInner::new(
+            Conn::Pooled(c),
+            Arc::clone(&self.settings),
+            Some(Arc::clone(&self)),
+        ));
+        let mut lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+        lent.retain(|w| {
+            w.upgrade()
+                .is_some_and(|c| !c.closed.load(Ordering::Acquire))
+        });
+        lent.push(Arc::downgrade(&conn));
+        Ok(conn)
+    }
+
+    /// Closes the pool and every connection it has handed out, at once.
+    fn terminate(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        let lent = std::mem::take(&mut *self.lent.lock().unwrap_or_else(|p| p.into_inner()));
+        for conn in lent.iter().filter_map(std::sync::Weak::upgrade) {
+            conn.terminate();
+        }
+        let pool = self.pg().clone();
+        crate::runtime::handle()?.spawn(async move { pool.close().await });
+        Ok(())
+    }
 }
 
 use super::codec::from_python::Param;
@@ -304,19 +352,26 @@ impl Pool {
         args: &Bound<'py, PyTuple>,
         shape: Shape,
         timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let (query, params) = match self.kind {
+        let (query, params) = match &self.kind {
             PoolKind::MySql(_) => super::mysql::pyformat(query, args)?,
+            PoolKind::Pg(p) => (query, p.settings.params(args)?),
             _ => (query, params_of(args)?),
         };
         let timeout = timeout_arg("timeout", timeout)?;
         by_backend!(&self.kind, p => pg: {
             p.check()?;
+            let cls = p.settings.record_class(py, record_class)?;
             let inner = Arc::clone(p);
             future_into_py(py, async move {
-                inner.query(query, params, shape, timeout).await
+                let out = inner.query(query, params, shape, timeout).await?;
+                Ok(out.with_record_class(cls))
             })
-        }, sql: sql_query(py, p, query, params, shape, timeout))
+        }, sql: {
+            no_record_class(record_class)?;
+            sql_query(py, p, query, params, shape, timeout)
+        })
     }
 
     fn pg(&self, what: &str) -> PyResult<&Arc<PoolInner>> {
@@ -339,28 +394,97 @@ impl Pool {
 
 #[pymethods]
 impl Pool {
-    /// Runs a query on a pooled connection; returns all rows as Records.
-    #[pyo3(signature = (query, *args, timeout = None))]
+    /// Runs a query on a pooled connection; returns all rows as Records
+    /// (of `record_class`, a Record subclass, when given; PostgreSQL).
+    #[pyo3(signature = (query, *args, timeout = None, record_class = None))]
     fn fetch<'py>(
         &self,
         py: Python<'py>,
         query: String,
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::All, timeout)
+        self.run(py, query, args, Shape::All, timeout, record_class)
     }
 
     /// Runs a query on a pooled connection; returns the first row or None.
-    #[pyo3(signature = (query, *args, timeout = None))]
+    #[pyo3(signature = (query, *args, timeout = None, record_class = None))]
     fn fetchrow<'py>(
         &self,
         py: Python<'py>,
         query: String,
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::Row, timeout)
+        self.run(py, query, args, Shape::Row, timeout, record_class)
+    }
+
+    /// Runs a query once per argument sequence on a pooled connection,
+    /// pipelined and atomic; returns the rows of all runs. PostgreSQL only.
+    #[pyo3(signature = (query, args, *, timeout = None, record_class = None))]
+    fn fetchmany<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        args: &Bound<'py, PyAny>,
+        timeout: Option<f64>,
+        record_class: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Awaitable>> {
+        let pool = Arc::clone(self.pg("fetchmany")?);
+        pool.check()?;
+        let batch = pool.settings.batch(args)?;
+        let timeout = timeout_arg("timeout", timeout)?;
+        let cls = pool.settings.record_class(py, record_class)?;
+        future_into_py(py, async move {
+            let out = pool.fetch_many(query, batch, timeout).await?;
+            Ok(out.with_record_class(cls))
+        })
+    }
+
+    /// Copies a table to `output` on a pooled connection (Connection.copy_from_table).
+    #[pyo3(signature = (table_name, **kwargs))]
+    fn copy_from_table<'py>(
+        slf: &Bound<'py, Self>,
+        table_name: String,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        pool_copy(
+            slf,
+            "copy_from_table",
+            (table_name,).into_pyobject(slf.py())?,
+            kwargs,
+        )
+    }
+
+    /// Copies a query's result to `output` on a pooled connection
+    /// (Connection.copy_from_query).
+    #[pyo3(signature = (query, *args, **kwargs))]
+    fn copy_from_query<'py>(
+        slf: &Bound<'py, Self>,
+        query: String,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut all = vec![query.into_pyobject(slf.py())?.into_any()];
+        all.extend(args.iter());
+        pool_copy(slf, "copy_from_query", PyTuple::new(slf.py(), all)?, kwargs)
+    }
+
+    /// Copies `source` into a table on a pooled connection (Connection.copy_to_table).
+    #[pyo3(signature = (table_name, **kwargs))]
+    fn copy_to_table<'py>(
+        slf: &Bound<'py, Self>,
+        table_name: String,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        pool_copy(
+            slf,
+            "copy_to_table",
+            (table_name,).into_pyobject(slf.py())?,
+            kwargs,
+        )
     }
 
     /// Runs a query on a pooled connection; returns one value of the first row.
@@ -373,7 +497,7 @@ impl Pool {
         column: usize,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::Value(column), timeout)
+        self.run(py, query, args, Shape::Value(column), timeout, None)
     }
 
     /// Runs a command on a pooled connection; returns its status string.
@@ -385,7 +509,7 @@ impl Pool {
         args: &Bound<'py, PyTuple>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        self.run(py, query, args, Shape::Status, timeout)
+        self.run(py, query, args, Shape::Status, timeout, None)
     }
 
     /// Runs a command once per argument sequence (PostgreSQL: one round
@@ -399,7 +523,10 @@ impl Pool {
         args: &Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let batch = batch_of(args)?;
+        let batch = match &self.kind {
+            PoolKind::Pg(p) => p.settings.batch(args)?,
+            _ => batch_of(args)?,
+        };
         let timeout = timeout_arg("timeout", timeout)?;
         by_backend!(&self.kind, p => pg: {
             p.check()?;
@@ -511,14 +638,10 @@ impl Pool {
         })
     }
 
-    /// Closes the pool at once, without waiting.
+    /// Closes the pool at once, without waiting. Acquired connections are
+    /// closed too: using one afterwards raises InterfaceError, as in asyncpg.
     fn terminate(&self) -> PyResult<()> {
-        let handle = crate::runtime::handle()?;
-        by_backend!(&self.kind, p => pg: {
-            p.closed.store(true, Ordering::Release);
-            let pool = p.pg().clone();
-            handle.spawn(async move { pool.close().await });
-        }, sql: p.terminate()?);
+        by_backend!(&self.kind, p => pg: p.terminate()?, sql: p.terminate()?);
         Ok(())
     }
 
@@ -601,13 +724,7 @@ impl PoolAcquireContext {
             PoolKind::Pg(p) => {
                 let pool = Arc::clone(p);
                 Box::pin(async move {
-                    pool.check()?;
-                    let c = pool.acquire_raw(timeout).await?;
-                    let inner = Arc::new(ConnInner::new(
-                        Conn::Pooled(c),
-                        Arc::clone(&pool.settings),
-                        Some(Arc::clone(&pool)),
-                    ));
+                    let inner = pool.lend(timeout).await?;
                     Ok(Connection {
                         kind: ConnKind::Pg(inner),
                     })
@@ -778,7 +895,12 @@ fn settings_of(
     json_as_text: bool,
     server_settings: Option<&Bound<'_, PyDict>>,
     ssl: Option<&Bound<'_, PyAny>>,
-) -> Result<ConnectArgs> {
+    record_class: Option<&Bound<'_, PyAny>>,
+) -> PyResult<ConnectArgs> {
+    let record_class = match record_class {
+        Some(c) if !c.is_none() => Some(check_record_class(c)?),
+        _ => None,
+    };
     let opts = pg_options(func, dsn, statement_cache_size)?;
     let opts = super::hooks::session_options(func, opts, server_settings, ssl)?;
     let settings = Arc::new(Settings {
@@ -791,6 +913,8 @@ fn settings_of(
         command_timeout: secs("command_timeout", command_timeout)?,
         persistent: statement_cache_size > 0,
         generation: generation(),
+        record_class,
+        codecs_seen: AtomicBool::new(false),
     });
     Ok(ConnectArgs { opts, settings })
 }
@@ -801,7 +925,8 @@ fn settings_of(
     dsn, *, min_size = 10, max_size = 10, command_timeout = None, acquire_timeout = None,
     max_inactive_connection_lifetime = 300.0, max_lifetime = None, statement_cache_size = 100,
     timeout = 60.0, json_as_text = false, init = None, setup = None, server_settings = None,
-    ssl = None, max_queries = None, init_sql = None, name = None, retry = None
+    ssl = None, max_queries = None, init_sql = None, name = None, retry = None,
+    record_class = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn create_pool<'py>(
@@ -824,6 +949,7 @@ fn create_pool<'py>(
     init_sql: Option<Vec<String>>,
     name: Option<String>,
     retry: Option<&Bound<'py, Retry>>,
+    record_class: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     if max_size == 0 {
         return Err(
@@ -847,6 +973,7 @@ fn create_pool<'py>(
                 ("server_settings", server_settings.is_some()),
                 ("ssl", ssl.is_some()),
                 ("max_queries", max_queries.is_some()),
+                ("record_class", record_class.is_some()),
             ],
         )?;
         let a = SqlPoolArgs {
@@ -885,7 +1012,14 @@ fn create_pool<'py>(
         json_as_text,
         server_settings.as_ref(),
         ssl.as_ref(),
+        record_class.as_ref(),
     )?;
+    // `init` is where set_type_codec() usually runs, and it runs on each
+    // connection's first acquire, after the first queries' arguments were
+    // read: keep their objects for encoders from the start.
+    settings
+        .codecs_seen
+        .store(init.is_some(), Ordering::Release);
     let hooks = super::hooks::Hooks::new(py, init, setup)?;
     let max_queries = max_queries.filter(|&n| n > 0);
     let acquire_timeout = secs("acquire_timeout", acquire_timeout)?;
@@ -953,6 +1087,7 @@ fn create_pool<'py>(
             metrics: PoolMetrics::new(name, "postgresql"),
             gauges: OnceLock::new(),
             retry,
+            lent: Mutex::new(Vec::new()),
         });
         let _ = inner.gauges.set(stats::register(&inner));
         Ok(Pool {
@@ -965,7 +1100,8 @@ fn create_pool<'py>(
 #[pyfunction]
 #[pyo3(signature = (
     dsn, *, timeout = 60.0, command_timeout = None, statement_cache_size = 100,
-    json_as_text = false, server_settings = None, ssl = None, init_sql = None
+    json_as_text = false, server_settings = None, ssl = None, init_sql = None,
+    record_class = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn connect<'py>(
@@ -978,6 +1114,7 @@ fn connect<'py>(
     server_settings: Option<Bound<'py, PyDict>>,
     ssl: Option<Bound<'py, PyAny>>,
     init_sql: Option<Vec<String>>,
+    record_class: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, Awaitable>> {
     let init: InitSql = Arc::new(init_sql.unwrap_or_default());
     let scheme = scheme_of("connect", dsn)?;
@@ -987,6 +1124,7 @@ fn connect<'py>(
             &[
                 ("server_settings", server_settings.is_some()),
                 ("ssl", ssl.is_some()),
+                ("record_class", record_class.is_some()),
             ],
         )?;
     }
@@ -1013,6 +1151,7 @@ fn connect<'py>(
         json_as_text,
         server_settings.as_ref(),
         ssl.as_ref(),
+        record_class.as_ref(),
     )?;
     let timeout = secs("timeout", timeout)?;
     future_into_py(py, async move {
@@ -1041,6 +1180,20 @@ fn connect<'py>(
             ))),
         })
     })
+}
+
+/// A Connection method run on a connection acquired for the call
+/// (`fastio._copy.on_pool`), as asyncpg's pool-level COPY methods do.
+fn pool_copy<'py>(
+    pool: &Bound<'py, Pool>,
+    method: &str,
+    args: Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = pool.py();
+    pool.get().pg(method)?.check()?;
+    let f = py.import("fastio._copy")?.getattr("on_pool")?;
+    f.call((pool, method, args), kwargs)
 }
 
 pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {

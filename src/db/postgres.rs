@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyType};
 use pyo3::IntoPyObjectExt;
+use pyo3::PyTypeInfo;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{
@@ -19,6 +20,7 @@ use sqlx::postgres::{
 use sqlx::{Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::codec::custom::{TypeCodec, TypeCodecs};
 use super::codec::from_python::{encode_wire, Param, Wire};
 use super::codec::oid;
 use super::codec::to_python::{decode, decode_with, Dec, JsonMode};
@@ -190,8 +192,13 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Encodes `params` as the types the server inferred for the statement.
-fn bind(types: &[(u32, Wire)], params: &[Param]) -> Result<PgArguments> {
+/// Encodes `params` as the types the server inferred for the statement
+/// (a type with a `set_type_codec` codec: its encoder's text, sent as text).
+fn bind(
+    types: &[(u32, Wire)],
+    params: &[Param],
+    codecs: Option<&TypeCodecs>,
+) -> Result<PgArguments> {
     if types.len() != params.len() {
         return Err(Error::Interface(format!(
             "the server expects {} argument{} for this query, {} {} passed",
@@ -202,10 +209,28 @@ fn bind(types: &[(u32, Wire)], params: &[Param]) -> Result<PgArguments> {
         )));
     }
     let mut args = PgArguments::default();
-    for (i, (p, &(ty, wire))) in params.iter().zip(types).enumerate() {
-        let bytes = match p {
-            Param::Null => None,
-            p => {
+    for (i, (p, (ty, wire))) in params.iter().zip(types).enumerate() {
+        let ty = *ty;
+        let custom = codecs.and_then(|c| c.get(ty));
+        let bytes = match (p, custom) {
+            (p, _) if matches!(p.plain(), Param::Null) => None,
+            (Param::Custom { obj, .. }, Some(codec)) => Some(codec.encode(obj).map_err(|why| {
+                Error::Data(format!(
+                    "invalid input for query argument ${}: {} ({why})",
+                    i + 1,
+                    p.repr()
+                ))
+            })?),
+            (_, Some(_)) => {
+                // Read before the codec was set (on another connection of
+                // the pool, or by a query already on its way).
+                return Err(Error::Interface(format!(
+                    "query argument ${} has a type whose codec was set by set_type_codec() \
+                     after the query was issued; run it again",
+                    i + 1
+                )));
+            }
+            (p, None) => {
                 let mut buf = Vec::new();
                 encode_wire(p, wire, &mut buf).map_err(|why| {
                     Error::Data(format!(
@@ -258,8 +283,19 @@ pub(crate) fn wire_of(t: &PgTypeInfo) -> Wire {
                 header: elem.oid().map(|o| o.0).unwrap_or(e),
                 elem: e,
             },
+            // Arrays of composites are not encoded (the element has no OID wire).
+            Wire::Composite(_) => {
+                let e = elem.oid().map(|o| o.0).unwrap_or(oid::TEXT);
+                Wire::ArrayOf { header: e, elem: e }
+            }
             nested => nested,
         },
+        PgTypeKind::Composite(fields) => Wire::Composite(
+            fields
+                .iter()
+                .map(|(_, f)| (f.oid().map(|o| o.0).unwrap_or(oid::TEXT), wire_of(f)))
+                .collect(),
+        ),
         _ => Wire::As(wire_oid(t)),
     }
 }
@@ -329,6 +365,18 @@ pub(crate) struct QueryOutput {
     status: String,
     shape: Shape,
     json: JsonMode,
+    /// The session's `set_type_codec` codecs.
+    codecs: Option<Arc<TypeCodecs>>,
+    /// A subclass of Record to build the rows as (`record_class=`).
+    record_class: Option<Py<PyType>>,
+}
+
+impl QueryOutput {
+    /// The rows built as instances of `cls` (a subclass of Record).
+    pub(crate) fn with_record_class(mut self, cls: Option<Py<PyType>>) -> Self {
+        self.record_class = cls;
+        self
+    }
 }
 
 /// Runs one query on `conn`: prepare (cached), encode, execute, collect.
@@ -342,6 +390,7 @@ pub(crate) async fn run_query(
 ) -> Result<QueryOutput> {
     let mut rows = Vec::new();
     let mut status = String::new();
+    let codecs = TypeCodecs::of(conn);
     if params.is_empty() && matches!(shape, Shape::Status) {
         // asyncpg runs argument-less execute() with the simple query
         // protocol: several statements allowed, the last status returned.
@@ -354,7 +403,7 @@ pub(crate) async fn run_query(
     } else {
         let mut retried = false;
         loop {
-            match run_prepared(conn, sql, params, persistent, &mut rows).await {
+            match run_prepared(conn, sql, params, persistent, codecs.as_deref(), &mut rows).await {
                 Ok(tag) => {
                     status = tag;
                     break;
@@ -373,6 +422,8 @@ pub(crate) async fn run_query(
         status,
         shape,
         json,
+        codecs,
+        record_class: None,
     })
 }
 
@@ -382,10 +433,11 @@ async fn run_prepared(
     sql: &str,
     params: &[Param],
     persistent: bool,
+    codecs: Option<&TypeCodecs>,
     rows: &mut Vec<PgRow>,
 ) -> Result<String> {
     let types = param_wires(conn, sql).await?;
-    let args = bind(&types, params)?;
+    let args = bind(&types, params, codecs)?;
     let query = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args).persistent(persistent);
     let mut status = String::new();
     let mut stream = conn.fetch_many(query);
@@ -408,14 +460,24 @@ pub(crate) async fn run_many(
     if batch.is_empty() {
         return Ok(());
     }
+    let codecs = TypeCodecs::of(conn);
     let mut retried = false;
     loop {
         let types = param_wires(conn, sql).await?;
         let args = batch
             .iter()
-            .map(|params| bind(&types, params))
+            .map(|params| bind(&types, params, codecs.as_deref()))
             .collect::<Result<Vec<_>>>()?;
-        match conn.execute_pipelined(sql, args).await {
+        // Arguments a codec encoded go as text, which only fetch_pipelined sends.
+        let text = codecs
+            .as_ref()
+            .is_some_and(|c| types.iter().any(|(ty, _)| c.get(*ty).is_some()));
+        let sent = if text {
+            conn.fetch_pipelined(sql, args).await.map(drop)
+        } else {
+            conn.execute_pipelined(sql, args).await.map(drop)
+        };
+        match sent {
             Ok(_) => break,
             Err(e) => {
                 let e = map_err(e, Some(sql));
@@ -430,12 +492,74 @@ pub(crate) async fn run_many(
     Ok(())
 }
 
-fn record_desc(py: Python<'_>, row: &PgRow) -> PyResult<(Arc<RecordDesc>, Vec<Dec>)> {
+/// `fetchmany`: `run_many` that keeps the rows of every execution.
+pub(crate) async fn fetch_many(
+    conn: &mut PgConnection,
+    sql: &str,
+    batch: &[Vec<Param>],
+    json: JsonMode,
+) -> Result<QueryOutput> {
+    let codecs = TypeCodecs::of(conn);
+    let mut rows = Vec::new();
+    let mut retried = false;
+    while !batch.is_empty() {
+        let types = param_wires(conn, sql).await?;
+        let args = batch
+            .iter()
+            .map(|params| bind(&types, params, codecs.as_deref()))
+            .collect::<Result<Vec<_>>>()?;
+        match conn.fetch_pipelined(sql, args).await {
+            Ok(got) => {
+                rows = got;
+                break;
+            }
+            Err(e) => {
+                let e = map_err(e, Some(sql));
+                if retried || !forget_stale_statements(conn, &e).await {
+                    return Err(e);
+                }
+                retried = true;
+            }
+        }
+    }
+    conn.count_query();
+    Ok(QueryOutput {
+        rows,
+        status: String::new(),
+        shape: Shape::All,
+        json,
+        codecs,
+        record_class: None,
+    })
+}
+
+/// How one result column is turned into a Python object.
+enum ColDec {
+    Native(Dec),
+    /// A type with a `set_type_codec` codec (its value arrives as text).
+    Custom(Arc<TypeCodec>),
+}
+
+impl ColDec {
+    fn of(py: Python<'_>, ti: &PgTypeInfo, codecs: Option<&TypeCodecs>) -> PyResult<ColDec> {
+        let ty = ti.oid().map(|o| o.0).unwrap_or(oid::TEXT);
+        if let Some(c) = codecs.and_then(|c| c.get(ty)) {
+            return Ok(ColDec::Custom(Arc::clone(c)));
+        }
+        Dec::of(py, ti).map(ColDec::Native)
+    }
+}
+
+fn record_desc(
+    py: Python<'_>,
+    row: &PgRow,
+    codecs: Option<&TypeCodecs>,
+) -> PyResult<(Arc<RecordDesc>, Vec<ColDec>)> {
     let cols = row.columns();
     let names: Vec<&str> = cols.iter().map(|c| c.name()).collect();
     let decs = cols
         .iter()
-        .map(|c| Dec::of(py, c.type_info()))
+        .map(|c| ColDec::of(py, c.type_info(), codecs))
         .collect::<PyResult<Vec<_>>>()?;
     Ok((RecordDesc::new(py, &names)?, decs))
 }
@@ -444,7 +568,7 @@ fn decode_value<'py>(
     py: Python<'py>,
     row: &PgRow,
     i: usize,
-    dec: &Dec,
+    dec: &ColDec,
     json: JsonMode,
 ) -> PyResult<Bound<'py, PyAny>> {
     use sqlx::ValueRef;
@@ -458,28 +582,54 @@ fn decode_value<'py>(
         .as_bytes()
         .map_err(|e| PyErr::from(Error::Interface(e.to_string())))?;
     match dec {
-        Dec::Oid(ty) => decode(py, *ty, bytes, json),
-        dec => decode_with(py, dec, bytes, json),
+        ColDec::Native(Dec::Oid(ty)) => decode(py, *ty, bytes, json),
+        ColDec::Native(dec) => decode_with(py, dec, bytes, json),
+        ColDec::Custom(codec) => codec.decode(py, bytes),
+    }
+}
+
+/// How rows become instances of a Record subclass (`record_class=`):
+/// `Record.__new__(cls, record)`, which copies a Record into an instance of
+/// `cls` (its `__init__` is not called, as in asyncpg).
+struct RecordClass<'py> {
+    cls: Bound<'py, PyType>,
+    new: Bound<'py, PyAny>,
+}
+
+impl<'py> RecordClass<'py> {
+    fn of(py: Python<'py>, cls: Option<&Py<PyType>>) -> PyResult<Option<Self>> {
+        let Some(cls) = cls else {
+            return Ok(None);
+        };
+        let new = Record::type_object(py).getattr(pyo3::intern!(py, "__new__"))?;
+        Ok(Some(RecordClass {
+            cls: cls.bind(py).clone(),
+            new,
+        }))
     }
 }
 
 fn make_record(
     py: Python<'_>,
     desc: &Arc<RecordDesc>,
-    decs: &[Dec],
+    decs: &[ColDec],
     row: &PgRow,
     json: JsonMode,
+    cls: Option<&RecordClass<'_>>,
 ) -> PyResult<Py<PyAny>> {
     let values = decs
         .iter()
         .enumerate()
         .map(|(i, dec)| decode_value(py, row, i, dec, json).map(Bound::unbind))
         .collect::<PyResult<Vec<_>>>()?;
-    Record {
+    let record = Record {
         desc: Arc::clone(desc),
         values: values.into_boxed_slice(),
+    };
+    match cls {
+        None => record.into_py_any(py),
+        Some(rc) => Ok(rc.new.call1((&rc.cls, Bound::new(py, record)?))?.unbind()),
     }
-    .into_py_any(py)
 }
 
 impl<'py> IntoPyObject<'py> for QueryOutput {
@@ -489,6 +639,9 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let json = self.json;
+        let codecs = self.codecs.as_deref();
+        let rc = RecordClass::of(py, self.record_class.as_ref())?;
+        let cls = rc.as_ref();
         match self.shape {
             Shape::Status | Shape::Exec => {
                 Ok(pyo3::types::PyString::new(py, &self.status).into_any())
@@ -497,19 +650,19 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
                 let Some(first) = self.rows.first() else {
                     return Ok(PyList::empty(py).into_any());
                 };
-                let (desc, types) = record_desc(py, first)?;
+                let (desc, types) = record_desc(py, first, codecs)?;
                 let items = self
                     .rows
                     .iter()
-                    .map(|row| make_record(py, &desc, &types, row, json))
+                    .map(|row| make_record(py, &desc, &types, row, json, cls))
                     .collect::<PyResult<Vec<_>>>()?;
                 Ok(PyList::new(py, items)?.into_any())
             }
             Shape::Row => match self.rows.first() {
                 None => Ok(py.None().into_bound(py)),
                 Some(row) => {
-                    let (desc, types) = record_desc(py, row)?;
-                    Ok(make_record(py, &desc, &types, row, json)?.into_bound(py))
+                    let (desc, types) = record_desc(py, row, codecs)?;
+                    Ok(make_record(py, &desc, &types, row, json, cls)?.into_bound(py))
                 }
             },
             Shape::Value(col) => match self.rows.first() {
@@ -522,7 +675,7 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
                             plural(n)
                         )));
                     }
-                    let dec = Dec::of(py, row.columns()[col].type_info())?;
+                    let dec = ColDec::of(py, row.columns()[col].type_info(), codecs)?;
                     decode_value(py, row, col, &dec, json)
                 }
             },
@@ -668,7 +821,7 @@ pub(crate) async fn copy_records(
             )));
         }
         data.extend_from_slice(&(types.len() as i16).to_be_bytes());
-        for (i, (p, &wire)) in row.iter().zip(&types).enumerate() {
+        for (i, (p, wire)) in row.iter().zip(&types).enumerate() {
             if let Param::Null = p {
                 data.extend_from_slice(&(-1i32).to_be_bytes());
                 continue;
@@ -765,7 +918,7 @@ pub(crate) async fn mogrify(
         return Ok(query.to_owned());
     }
     let types = param_wires(conn, query).await?;
-    let args = bind(&types, params)?;
+    let args = bind(&types, params, None)?;
     let select = format!(
         "SELECT {}",
         (1..=types.len())

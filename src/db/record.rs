@@ -30,7 +30,7 @@ impl RecordDesc {
 
 /// A result row: `r[0]`, `r["name"]`, `r.get()`, `keys()/values()/items()`,
 /// iteration over values, `dict(r)`, `tuple(r)`, equal to the tuple of its values.
-#[pyclass(frozen, sequence, module = "fastio._fastio")]
+#[pyclass(frozen, sequence, subclass, module = "fastio._fastio")]
 pub struct Record {
     pub(crate) desc: Arc<RecordDesc>,
     pub(crate) values: Box<[Py<PyAny>]>,
@@ -52,6 +52,16 @@ impl Record {
 
 #[pymethods]
 impl Record {
+    /// Only a copy of another Record: how rows of a `record_class` (a
+    /// subclass) are made. Rows come from queries, never from user code.
+    #[new]
+    fn __new__(py: Python<'_>, record: PyRef<'_, Record>) -> Self {
+        Record {
+            desc: Arc::clone(&record.desc),
+            values: record.values.iter().map(|v| v.clone_ref(py)).collect(),
+        }
+    }
+
     fn __len__(&self) -> usize {
         self.values.len()
     }
@@ -149,9 +159,12 @@ impl Record {
         self.as_tuple(py)?.hash()
     }
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let mut out = String::from("<Record");
-        for (n, v) in self.desc.names.bind(py).iter().zip(self.values.iter()) {
+    /// `<Record a=1 b='x'>`, with a subclass's own name (as asyncpg).
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut out = format!("<{}", slf.get_type().name()?);
+        for (n, v) in this.desc.names.bind(py).iter().zip(this.values.iter()) {
             out.push(' ');
             out.push_str(n.cast::<PyString>()?.to_str()?);
             out.push('=');

@@ -86,6 +86,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
 fn bind(params: &[Param]) -> Result<SqliteArguments> {
     let mut args = SqliteArguments::default();
     for (i, p) in params.iter().enumerate() {
+        let p = p.plain();
         let added = match p {
             Param::Null => args.add(None::<i64>),
             Param::Bool(b) => args.add(i64::from(*b)),
@@ -101,7 +102,8 @@ fn bind(params: &[Param]) -> Result<SqliteArguments> {
             | Param::Interval { .. }
             | Param::List(_)
             | Param::Range { .. }
-            | Param::Unsupported { .. } => {
+            | Param::Unsupported { .. }
+            | Param::Custom { .. } => {
                 let why = match p {
                     Param::BigInt(_) => "too large for SQLite's 64-bit integers".to_owned(),
                     Param::Unsupported { type_name, .. } => {

@@ -49,6 +49,12 @@ pub(crate) enum Param {
         upper_inc: bool,
         empty: bool,
     },
+    /// An argument kept with its Python object too, for a codec set with
+    /// `set_type_codec` (only while the session has any).
+    Custom {
+        obj: std::sync::Arc<Py<PyAny>>,
+        plain: Box<Param>,
+    },
     /// Something we cannot send; kept for the error message.
     Unsupported {
         repr: String,
@@ -201,6 +207,16 @@ impl Param {
                 .collect::<PyResult<_>>()
                 .map(Param::List);
         }
+        if let Ok(r) = obj.cast::<crate::db::record::Record>() {
+            // A Record (a composite value read back, say) as its values.
+            return r
+                .get()
+                .values
+                .iter()
+                .map(|v| Param::from_py(v.bind(py)))
+                .collect::<PyResult<_>>()
+                .map(Param::List);
+        }
         if let Ok(t) = obj.cast::<PyTuple>() {
             return t
                 .iter()
@@ -254,6 +270,22 @@ impl Param {
         })
     }
 
+    /// `from_py`, keeping the object as well (for `set_type_codec` encoders).
+    pub(crate) fn kept(obj: &Bound<'_, PyAny>) -> PyResult<Param> {
+        Ok(Param::Custom {
+            obj: std::sync::Arc::new(obj.clone().unbind()),
+            plain: Box::new(Param::from_py(obj)?),
+        })
+    }
+
+    /// The argument itself, without a kept object.
+    pub(crate) fn plain(&self) -> &Param {
+        match self {
+            Param::Custom { plain, .. } => plain,
+            p => p,
+        }
+    }
+
     /// Python-style repr for error messages.
     pub(crate) fn repr(&self) -> String {
         match self {
@@ -274,6 +306,7 @@ impl Param {
                 format!("[{}]", inner.join(", "))
             }
             Param::Range { .. } => "Range".into(),
+            Param::Custom { plain, .. } => plain.repr(),
             Param::Unsupported { repr, .. } => repr.clone(),
         }
     }
@@ -295,6 +328,7 @@ impl Param {
             Param::List(_) => "list",
             Param::Json(_) => "dict",
             Param::Range { .. } => "Range",
+            Param::Custom { plain, .. } => plain.type_name(),
             Param::Unsupported { type_name, .. } => type_name,
         }
     }
@@ -798,24 +832,58 @@ fn array_dims(items: &[Param], dims: &mut Vec<i32>) {
 }
 
 /// How a parameter of some type is sent.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Wire {
     /// In the binary format of this built-in type (a domain's base type).
     As(u32),
     /// An array of a user-defined type (domain, enum): the element type's
     /// OID in the header, each element in the format of `elem`.
     ArrayOf { header: u32, elem: u32 },
+    /// A composite type: each attribute's declared type OID and wire form.
+    Composite(std::sync::Arc<[(u32, Wire)]>),
 }
 
 /// Encodes `p` (not NULL) as `wire` says.
-pub(crate) fn encode_wire(p: &Param, wire: Wire, buf: &mut Vec<u8>) -> Result<(), String> {
-    match (wire, p) {
-        (Wire::As(ty), p) => encode(p, ty, buf),
+pub(crate) fn encode_wire(p: &Param, wire: &Wire, buf: &mut Vec<u8>) -> Result<(), String> {
+    match (wire, p.plain()) {
+        (Wire::As(ty), p) => encode(p, *ty, buf),
         (Wire::ArrayOf { header, elem }, Param::List(items)) => {
-            encode_array_as(items, header, elem, buf)
+            encode_array_as(items, *header, *elem, buf)
         }
         (Wire::ArrayOf { .. }, p) => Err(expected("a list or tuple", p)),
+        (Wire::Composite(fields), Param::List(items)) => encode_composite(items, fields, buf),
+        (Wire::Composite(_), p) => Err(expected("a tuple, list or Record", p)),
     }
+}
+
+/// A composite value (record_send's format): the attribute count, then
+/// each attribute's type OID and length-prefixed value (-1 for NULL).
+fn encode_composite(
+    items: &[Param],
+    fields: &[(u32, Wire)],
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    if items.len() != fields.len() {
+        return Err(format!(
+            "expected a sequence of {} elements, got {}",
+            fields.len(),
+            items.len()
+        ));
+    }
+    buf.extend_from_slice(&(fields.len() as i32).to_be_bytes());
+    for (item, (ty, wire)) in items.iter().zip(fields) {
+        buf.extend_from_slice(&ty.to_be_bytes());
+        if let Param::Null = item.plain() {
+            buf.extend_from_slice(&(-1i32).to_be_bytes());
+            continue;
+        }
+        let at = buf.len();
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        encode_wire(item, wire, buf)?;
+        let len = (buf.len() - at - 4) as i32;
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
 }
 
 fn encode_array(items: &[Param], elem: u32, buf: &mut Vec<u8>) -> Result<(), String> {

@@ -8,6 +8,7 @@
 //! Results: rows stay raw bytes until the event-loop thread builds Python
 //! objects from them in one pass (`to_python`).
 
+pub(crate) mod custom;
 pub(crate) mod from_python;
 pub(crate) mod to_python;
 

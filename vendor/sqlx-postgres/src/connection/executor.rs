@@ -157,7 +157,7 @@ impl PgConnection {
         self.inner.pending_ready_for_query_count += 1;
     }
 
-    async fn get_or_prepare(
+    pub(crate) async fn get_or_prepare(
         &mut self,
         sql: &str,
         parameters: &[PgTypeInfo],
@@ -240,13 +240,15 @@ impl PgConnection {
             self.wait_until_ready().await?;
 
             // bind to attach the arguments to the statement and create a portal
+            // (fastio patch: text format for the types with a text codec)
+            let (formats, result_formats) = self.fastio_formats(&metadata);
             self.inner.stream.write_msg(Bind {
                 portal: PortalId::UNNAMED,
                 statement,
-                formats: &[PgValueFormat::Binary],
+                formats: &formats,
                 num_params,
                 params: &arguments.buffer,
-                result_formats: &[PgValueFormat::Binary],
+                result_formats: &result_formats,
             })?;
 
             // executes the portal up to the passed limit

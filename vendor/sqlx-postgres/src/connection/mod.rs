@@ -27,6 +27,7 @@ pub use self::stream::PgStream;
 mod describe;
 mod establish;
 mod executor;
+mod fastio_ext;
 mod resolve;
 mod sasl;
 mod stream;
@@ -61,6 +62,10 @@ pub struct PgConnectionInner {
     // fastio patch: see `take_fresh` and `count_query`.
     pub(crate) fastio_fresh: bool,
     pub(crate) fastio_queries: u64,
+
+    // fastio patch: see `set_fastio_codecs` (fastio_ext.rs).
+    pub(crate) fastio_codecs: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    pub(crate) fastio_text_oids: Vec<u32>,
 
     // sequence of statement IDs for use in preparing statements
     // in PostgreSQL, the statement is prepared to a user-supplied identifier
