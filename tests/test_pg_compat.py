@@ -718,6 +718,11 @@ async def test_set_type_codec_text_format_like_asyncpg(pg_server: Any) -> None:
             await conn.executemany(f"INSERT INTO cod_{name} VALUES ($1, $2)", [("SAD", 2)])
             out.append(tuple(await conn.fetchrow(f"SELECT * FROM cod_{name}")))
             out.append(await conn.fetchval(f"SELECT m::text FROM cod_{name}"))
+            async with conn.transaction():
+                q = "SELECT g::numeric FROM generate_series(1, 2) g"
+                out.append([r[0] async for r in conn.cursor(q)])
+            stmt = await conn.prepare("SELECT $1::numeric AS n")
+            out.append((await stmt.fetchrow(7))["n"])
             await conn.reset_type_codec("numeric", schema="pg_catalog")
             out.append(await conn.fetchval("SELECT 1.5::numeric"))
             seen[name] = out
@@ -731,6 +736,8 @@ async def test_set_type_codec_text_format_like_asyncpg(pg_server: Any) -> None:
         "HAPPY",
         ("SAD", "N2"),
         "sad",
+        ["N1", "N2"],
+        "N7",
         __import__("decimal").Decimal("1.5"),
     ]
 
@@ -892,5 +899,30 @@ async def test_pool_terminate_makes_acquired_connections_unusable(pg_server: Any
                 break
             await asyncio.sleep(0.02)
         assert alive == 0
+    finally:
+        await watcher.close()
+
+
+async def test_pool_terminate_closes_a_busy_connection_once_its_query_ends(
+    pg_server: Any,
+) -> None:
+    pool = await fastio.pg.create_pool(pg_server.dsn, min_size=1, max_size=1)
+    watcher = await fastio.pg.connect(pg_server.dsn)
+    try:
+        conn = await pool.acquire()
+        pid = conn.get_server_pid()
+
+        async def query() -> Any:
+            return await conn.fetchval("SELECT 1 FROM pg_sleep(0.5)")
+
+        running = asyncio.create_task(query())
+        active = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'"
+        while not await watcher.fetchval(active, pid):
+            await asyncio.sleep(0.01)
+        pool.terminate()
+        # The query in flight finishes; then the connection is closed.
+        assert await running == 1
+        with pytest.raises(fastio.pg.InterfaceError, match="closed"):
+            await conn.fetchval("SELECT 1")
     finally:
         await watcher.close()
