@@ -1019,6 +1019,25 @@ mod tests {
     }
 
     #[test]
+    fn composite_layout() {
+        let fields: std::sync::Arc<[(u32, Wire)]> = vec![
+            (oid::INT4, Wire::As(oid::INT4)),
+            (oid::TEXT, Wire::As(oid::TEXT)),
+        ]
+        .into();
+        let mut b = Vec::new();
+        let value = Param::List(vec![Param::Int(7), Param::Null]);
+        encode_wire(&value, &Wire::Composite(fields.clone()), &mut b).unwrap();
+        // count; int4 oid, length 4, 7; text oid, NULL.
+        assert_eq!(
+            b,
+            [0, 0, 0, 2, 0, 0, 0, 23, 0, 0, 0, 4, 0, 0, 0, 7, 0, 0, 0, 25, 255, 255, 255, 255]
+        );
+        let short = Param::List(vec![Param::Int(1)]);
+        assert!(encode_wire(&short, &Wire::Composite(fields), &mut Vec::new()).is_err());
+    }
+
+    #[test]
     fn money_parses_its_text_forms() {
         assert_eq!(parse_money("$1,234.56"), Ok(123_456));
         assert_eq!(parse_money("-$0.05"), Ok(-5));
