@@ -794,6 +794,16 @@ async def test_set_type_codec_errors_are_clear(pg_server: Any) -> None:
         assert await conn.fetchval("SELECT $1::int4", 5) == 5
     finally:
         await conn.close()
+    lite = await fastio.connect("sqlite::memory:")
+    try:
+        with pytest.raises(fastio.InterfaceError, match="only available for PostgreSQL"):
+            await lite.set_type_codec("int4", encoder=str, decoder=int)
+        with pytest.raises(fastio.InterfaceError, match="only available for PostgreSQL"):
+            await lite.fetchmany("SELECT ?", [(1,)])
+        with pytest.raises(fastio.InterfaceError, match="record_class= is only supported"):
+            await lite.fetch("SELECT 1", record_class=fastio.Record)
+    finally:
+        await lite.close()
 
 
 async def test_composite_parameters_like_asyncpg(pg_server: Any) -> None:

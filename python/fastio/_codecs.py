@@ -30,6 +30,8 @@ WHERE t.oid = pg_catalog.to_regtype($1) AND t.typnamespace = 'pg_catalog'::regna
 
 
 async def _type_oid(conn: Any, typename: str, schema: str) -> tuple[int, str, str]:
+    if conn.backend != "postgresql":
+        raise InterfaceError("set_type_codec() is only available for PostgreSQL")
     row = await conn.fetchrow(_TYPE_BY_NAME, typename, schema)
     if row is None and schema == "pg_catalog":
         row = await conn.fetchrow(_BUILTIN_BY_ALIAS, typename)
