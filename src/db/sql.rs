@@ -256,7 +256,7 @@ where
         desc: Arc::clone(desc),
         values: values.into_boxed_slice(),
     }
-    .into_py_any(py)
+    .into_py_record(py)
 }
 
 /// Per-pool / per-connection settings of a MySQL or SQLite session.

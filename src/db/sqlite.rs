@@ -29,6 +29,7 @@ use super::codec::from_python::Param;
 use super::connection::Session;
 use super::mysql::{clock_text, date_text, datetime_text};
 use super::postgres::Shape;
+use super::record::{Record, RecordDesc};
 use super::sql::{status_of, Dialect, SqlOutput};
 use crate::errors::{Error, Result};
 
@@ -435,10 +436,14 @@ unsafe fn step_into(
     first_only: bool,
     deadline: Option<Instant>,
     stop: Option<&AtomicBool>,
+    chunk: usize,
 ) -> Result<Stepped> {
     let mut n: u32 = 0;
     loop {
         n = n.wrapping_add(1);
+        if block.as_ref().is_some_and(|b| b.rows >= chunk) {
+            return Ok(Stepped::Paused);
+        }
         if n % 64 == 0 {
             let late = deadline.is_some_and(|d| Instant::now() >= d);
             if late || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
@@ -497,7 +502,7 @@ fn read_direct(
     }
     let mut block = None;
     // SAFETY: a bound statement of db.
-    match unsafe { step_into(db, stmt.0, &mut block, first_only, None, None)? } {
+    match unsafe { step_into(db, stmt.0, &mut block, first_only, None, None, usize::MAX)? } {
         Stepped::Done => Ok(block),
         _ => Ok(None),
     }
@@ -830,7 +835,17 @@ pub(crate) fn read_now(readers: &Readers, sql: &str, params: &[Param], shape: Sh
     reader.progress.deadline.set(Some(deadline));
     let mut block = None;
     // SAFETY: a bound statement of the reader's handle.
-    let stepped = unsafe { step_into(db, stmt, &mut block, first_only, Some(deadline), None) };
+    let stepped = unsafe {
+        step_into(
+            db,
+            stmt,
+            &mut block,
+            first_only,
+            Some(deadline),
+            None,
+            usize::MAX,
+        )
+    };
     reader.progress.deadline.set(None);
     let quick = match stepped {
         Ok(Stepped::Done) => Quick::Done(Ok(output(sql, shape, block))),
@@ -869,13 +884,97 @@ pub(crate) fn read_now(readers: &Readers, sql: &str, params: &[Param], shape: Sh
     quick
 }
 
+/// Rows per chunk a long `fetch` hands from the reading thread to the one
+/// turning rows into Records (the two overlap).
+const CHUNK_ROWS: usize = 4096;
+
+/// The answer of a read finished off the loop thread.
+pub(crate) enum LiteOut {
+    /// Rows still to convert (first-row shapes).
+    Output(SqlOutput<Sqlite>),
+    /// `fetch`'s list of Records, converted chunk by chunk as rows came in.
+    Records(Vec<Py<PyAny>>),
+}
+
+impl<'py> IntoPyObject<'py> for LiteOut {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            LiteOut::Output(out) => out.into_pyobject(py),
+            LiteOut::Records(items) => Ok(pyo3::types::PyList::new(py, items)?.into_any()),
+        }
+    }
+}
+
+/// Appends the rows of `block` to `records` as Records.
+fn records_of(
+    py: Python<'_>,
+    block: &Block,
+    desc: &mut Option<Arc<RecordDesc>>,
+    records: &mut Vec<Py<PyAny>>,
+) -> PyResult<()> {
+    let desc = match desc {
+        Some(d) => Arc::clone(d),
+        None => {
+            let names: Vec<&str> = block.names.iter().map(|n| &**n).collect();
+            Arc::clone(desc.insert(RecordDesc::new(py, &names)?))
+        }
+    };
+    let width = block.width;
+    // The last text of each column: a row repeating it shares the object.
+    let mut last: Vec<Option<Bound<'_, PyAny>>> = vec![None; width];
+    records.reserve(block.rows);
+    for r in 0..block.rows {
+        let at = r * width;
+        let mut values = Vec::with_capacity(width);
+        for (i, seen) in last.iter_mut().enumerate() {
+            let v = match (block.cells[at + i], seen.as_ref()) {
+                (Cell::Text(o, n), Some(prev))
+                    if r > 0
+                        && matches!(block.cells[at - width + i], Cell::Text(po, pn)
+                            if pn == n && block.bytes[po..po + n] == block.bytes[o..o + n]) =>
+                {
+                    prev.clone()
+                }
+                (Cell::Text(..), _) => {
+                    let v = block.value(py, at + i)?;
+                    *seen = Some(v.clone());
+                    v
+                }
+                _ => block.value(py, at + i)?,
+            };
+            values.push(v.unbind());
+        }
+        let record = Record {
+            desc: Arc::clone(&desc),
+            values: values.into_boxed_slice(),
+        };
+        records.push(record.into_py_record(py)?);
+    }
+    Ok(())
+}
+
 impl Later {
     /// Finishes the read on a blocking thread; `stop` set (the awaiting
-    /// call was cancelled or timed out) ends it early. The reader goes back
-    /// to `readers` either way.
-    fn finish(mut self, readers: &Readers, stop: &AtomicBool) -> Result<SqlOutput<Sqlite>> {
+    /// call was cancelled or timed out) ends it early. For `fetch`, full
+    /// chunks go to `chunks` as they fill. The reader goes back to
+    /// `readers` either way.
+    fn finish(
+        mut self,
+        readers: &Readers,
+        stop: &AtomicBool,
+        chunks: Option<tokio::sync::mpsc::Sender<Block>>,
+    ) -> Result<Option<Block>> {
         let db = self.reader.db.0;
         let stmt = self.stmt;
+        let chunk = if chunks.is_some() {
+            CHUNK_ROWS
+        } else {
+            usize::MAX
+        };
         let mut run = || -> Result<Option<Block>> {
             if self.restart {
                 // SAFETY: the reader's statement, reset, on this thread only.
@@ -883,13 +982,36 @@ impl Later {
                     return Err(Error::Interface("could not bind the query again".into()));
                 }
             }
-            // SAFETY: a bound statement of the reader's handle.
-            match unsafe {
-                step_into(db, stmt, &mut self.block, self.first_only, None, Some(stop))?
-            } {
-                Stepped::Done => Ok(self.block.take()),
-                Stepped::Paused => Ok(None),
-                Stepped::Busy | Stepped::Interrupted => Err(db_error(db)),
+            loop {
+                // SAFETY: a bound statement of the reader's handle.
+                let stepped = unsafe {
+                    step_into(
+                        db,
+                        stmt,
+                        &mut self.block,
+                        self.first_only,
+                        None,
+                        Some(stop),
+                        chunk,
+                    )?
+                };
+                match stepped {
+                    Stepped::Done => return Ok(self.block.take()),
+                    Stepped::Paused if stop.load(Ordering::Relaxed) => return Ok(None),
+                    Stepped::Paused => {
+                        let (Some(full), Some(tx)) = (self.block.take(), chunks.as_ref()) else {
+                            return Ok(None);
+                        };
+                        let mut next = Block::new(Arc::clone(&full.names));
+                        next.cells.reserve(full.cells.len());
+                        next.bytes.reserve(full.bytes.len());
+                        self.block = Some(next);
+                        if tx.blocking_send(full).is_err() {
+                            return Ok(None);
+                        }
+                    }
+                    Stepped::Busy | Stepped::Interrupted => return Err(db_error(db)),
+                }
             }
         };
         self.reader.progress.stop.set(stop);
@@ -898,15 +1020,16 @@ impl Later {
         // SAFETY: as above.
         unsafe { release(stmt) };
         readers.put(self.reader);
-        Ok(output(&self.sql, self.shape, out?))
+        out
     }
 
-    /// Runs [`Later::finish`] on tokio's blocking pool, within `limit`.
+    /// Runs [`Later::finish`] on tokio's blocking pool, within `limit`;
+    /// a `fetch` converts each chunk of rows while the next one is read.
     pub(crate) async fn run(
         self,
         readers: Arc<Readers>,
         limit: Option<Duration>,
-    ) -> Result<SqlOutput<Sqlite>> {
+    ) -> Result<LiteOut> {
         /// Stops the blocking read when the awaiting future is dropped.
         struct StopOnDrop(Arc<AtomicBool>);
         impl Drop for StopOnDrop {
@@ -916,10 +1039,32 @@ impl Later {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let guard = StopOnDrop(Arc::clone(&stop));
-        let work = tokio::task::spawn_blocking(move || self.finish(&readers, &stop));
+        let (shape, sql) = (self.shape, self.sql.clone());
+        let stream = matches!(shape, Shape::All);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Block>(4);
+        let tx = stream.then_some(tx);
+        let work = tokio::task::spawn_blocking(move || self.finish(&readers, &stop, tx));
         let joined = async {
-            work.await
-                .map_err(|e| Error::Interface(format!("the SQLite read failed: {e}")))?
+            let mut records = Vec::new();
+            let mut desc = None;
+            let convert = |b: &Block, desc: &mut _, records: &mut _| -> Result<()> {
+                tokio::task::block_in_place(|| {
+                    Python::attach(|py| records_of(py, b, desc, records)).map_err(Error::from)
+                })
+            };
+            while let Some(b) = rx.recv().await {
+                convert(&b, &mut desc, &mut records)?;
+            }
+            let tail = work
+                .await
+                .map_err(|e| Error::Interface(format!("the SQLite read failed: {e}")))??;
+            if !stream {
+                return Ok(LiteOut::Output(output(&sql, shape, tail)));
+            }
+            if let Some(b) = tail {
+                convert(&b, &mut desc, &mut records)?;
+            }
+            Ok(LiteOut::Records(records))
         };
         let out = match limit {
             None => joined.await,
