@@ -444,7 +444,7 @@ unsafe fn step_into(
         if block.as_ref().is_some_and(|b| b.rows >= chunk) {
             return Ok(Stepped::Paused);
         }
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             let late = deadline.is_some_and(|d| Instant::now() >= d);
             if late || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return Ok(Stepped::Paused);
@@ -886,7 +886,7 @@ pub(crate) fn read_now(readers: &Readers, sql: &str, params: &[Param], shape: Sh
 
 /// Rows per chunk a long `fetch` hands from the reading thread to the one
 /// turning rows into Records (the two overlap).
-const CHUNK_ROWS: usize = 4096;
+const CHUNK_ROWS: usize = 1024;
 
 /// The answer of a read finished off the loop thread.
 pub(crate) enum LiteOut {
