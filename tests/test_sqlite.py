@@ -320,6 +320,28 @@ async def test_short_read_is_answered_at_once(tmp_path: Path) -> None:
         await pool.close()
 
 
+async def test_a_task_reading_in_a_loop_lets_others_run(tmp_path: Path) -> None:
+    pool = await file_pool(tmp_path)
+    try:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0)
+                ticks += 1
+
+        tick = asyncio.create_task(ticker())
+        try:
+            for i in range(2000):
+                assert await pool.fetchval("SELECT ?", i) == i
+            assert ticks > 0
+        finally:
+            tick.cancel()
+    finally:
+        await pool.close()
+
+
 async def test_all_types_round_trip_on_every_read_path(tmp_path: Path) -> None:
     pool = await file_pool(tmp_path)
     try:

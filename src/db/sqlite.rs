@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -693,7 +693,13 @@ impl Drop for Reader {
 pub(crate) struct Readers {
     free: std::sync::Mutex<Vec<Reader>>,
     closed: AtomicBool,
+    /// Reads answered on the calling thread, for [`Readers::due_to_yield`].
+    answered: AtomicU32,
 }
+
+/// One read in this many answered on the calling thread is still delivered
+/// through the event loop (a yield).
+const YIELD_EVERY: u32 = 256;
 
 /// How long a read may run on the event-loop thread before it moves to a
 /// blocking thread.
@@ -719,7 +725,13 @@ impl Readers {
         Ok(Some(Arc::new(Readers {
             free: std::sync::Mutex::new(free),
             closed: AtomicBool::new(false),
+            answered: AtomicU32::new(0),
         })))
+    }
+
+    /// Whether this answered read should yield to the event loop.
+    pub(crate) fn due_to_yield(&self) -> bool {
+        self.answered.fetch_add(1, Ordering::Relaxed) % YIELD_EVERY == YIELD_EVERY - 1
     }
 
     fn take(&self) -> Option<Reader> {
