@@ -2,6 +2,12 @@
 //! timeout (concurrent writers from one pool wait instead of failing),
 //! in-memory databases shared by the pool's connections, values as
 //! Python's sqlite3 returns them (by storage class).
+//!
+//! Reads go through the C API: on a connection's own handle (locked from
+//! sqlx's worker), or, for a file pool's own `fetch*`, on its [`Readers`]
+//! with cached statements, on the calling (event-loop) thread while short
+//! and on a blocking thread past [`LOOP_BUDGET`]. Rows land in one
+//! [`Block`] per result (no allocation per value).
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr};
