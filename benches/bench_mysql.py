@@ -315,9 +315,15 @@ async def measure_sqlite(rounds: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
+    parser.add_argument(
+        "--only", choices=("mysql", "sqlite"), help="run one backend's workloads only"
+    )
     args = parser.parse_args()
     import uvloop
 
+    if args.only == "sqlite":
+        print_sqlite(uvloop.run(measure_sqlite(args.rounds)), args.rounds)
+        return
     server = None
     dsn = os.environ.get("FASTIO_MYSQL_DSN")
     if not dsn:
@@ -332,7 +338,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.close()
-    s = uvloop.run(measure_sqlite(args.rounds))
+    s = None if args.only == "mysql" else uvloop.run(measure_sqlite(args.rounds))
 
     f, c, a, m = r["fastio"], r["fastio.mysql"], r["asyncmy"], r["aiomysql"]
     print(f"\n### MySQL / MariaDB (uvloop, {args.rounds} rounds, medians)\n")
@@ -356,8 +362,13 @@ def main() -> None:
             f"| {f[key] / a[key]:.2f}x time | {c[key] / a[key]:.2f}x time "
             f"| {f[key] / m[key]:.2f}x time |"
         )
+    if s is not None:
+        print_sqlite(s, args.rounds)
+
+
+def print_sqlite(s: dict[str, dict[str, float]], rounds: int) -> None:
     fs, ps = s["fastio"], s["aiosqlite"]
-    print(f"\n### SQLite (uvloop, {args.rounds} rounds, medians)\n")
+    print(f"\n### SQLite (uvloop, {rounds} rounds, medians)\n")
     print("| workload | fastio | aiosqlite | fastio vs aiosqlite |")
     print("|---|---|---|---|")
     print(

@@ -247,6 +247,26 @@ where
     )
 }
 
+/// An awaitable that is already finished with `result`: awaiting it returns
+/// (or raises) at once, with no trip through tokio or the event loop. Used
+/// where the answer was computed on the calling thread (a short SQLite read).
+pub fn done_into_py<'py>(
+    py: Python<'py>,
+    result: PyResult<Py<PyAny>>,
+) -> PyResult<Bound<'py, Awaitable>> {
+    Bound::new(
+        py,
+        Awaitable {
+            inner: Mutex::new(Inner {
+                state: State::Done(result),
+                blocking: false,
+                event_loop: None,
+                callbacks: Vec::new(),
+            }),
+        },
+    )
+}
+
 /// Output of awaitables that resolve to `None` (`()` would become `()`, an
 /// empty tuple, in Python).
 pub struct ReturnNone;

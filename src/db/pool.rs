@@ -27,7 +27,7 @@ use super::stats::{self, PoolMetrics, PoolView};
 use crate::errors::{Error, Result};
 use crate::metrics::GaugeSource;
 use crate::retry::{Retry, RetryPolicy};
-use crate::runtime::{check_fork, future_into_py, generation, Awaitable, ReturnNone};
+use crate::runtime::{check_fork, done_into_py, future_into_py, generation, Awaitable, ReturnNone};
 use futures::future::BoxFuture;
 use sqlx::mysql::MySql;
 use sqlx::sqlite::Sqlite;
@@ -330,6 +330,60 @@ where
     })
 }
 
+/// A pool-level SQLite read answered by the pool's readers: on this (the
+/// event loop's) thread when it is short, as an already finished awaitable;
+/// else continued on a blocking thread. `Ok(Err(..))` gives the arguments
+/// back when a pooled connection must run it instead.
+#[allow(clippy::type_complexity)]
+fn lite_read<'py>(
+    py: Python<'py>,
+    pool: &Arc<SqlPool<Sqlite>>,
+    query: String,
+    params: Vec<Param>,
+    shape: Shape,
+    timeout: Option<Duration>,
+) -> PyResult<std::result::Result<Bound<'py, Awaitable>, (String, Vec<Param>)>> {
+    let Some(readers) = pool.lite.get() else {
+        return Ok(Err((query, params)));
+    };
+    pool.check()?;
+    let started = std::time::Instant::now();
+    match py.detach(|| sqlite::read_now(readers, &query, &params, shape)) {
+        sqlite::Quick::Pass => Ok(Err((query, params))),
+        sqlite::Quick::Done(out) => {
+            pool.stats.acquired.fetch_add(1, Ordering::Relaxed);
+            if out.is_err() {
+                pool.stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let ns = started.elapsed().as_nanos() as u64;
+            pool.metrics.record(&query, ns, out.is_ok());
+            if readers.due_to_yield() {
+                // Now and then the answer goes through the loop, so a task
+                // reading in a loop still lets the others run.
+                return Ok(Ok(future_into_py(py, async move { out })?));
+            }
+            let value = match out {
+                Ok(out) => out.into_pyobject(py).map(Bound::unbind),
+                Err(e) => Err(e.into_pyerr(py)),
+            };
+            Ok(Ok(done_into_py(py, value)?))
+        }
+        sqlite::Quick::Later(later) => {
+            pool.stats.acquired.fetch_add(1, Ordering::Relaxed);
+            let pool = Arc::clone(pool);
+            let readers = Arc::clone(readers);
+            let limit = timeout.or(pool.settings.command_timeout);
+            Ok(Ok(future_into_py(py, async move {
+                let out = pool.metrics.timed(&query, later.run(readers, limit)).await;
+                if out.is_err() {
+                    pool.stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                out
+            })?))
+        }
+    }
+}
+
 fn sql_acquire<D: Dialect>(
     pool: Arc<SqlPool<D>>,
     timeout: Option<Duration>,
@@ -360,6 +414,13 @@ impl Pool {
             _ => (query, params_of(args)?),
         };
         let timeout = timeout_arg("timeout", timeout)?;
+        let (query, params) = match &self.kind {
+            PoolKind::Sqlite(p) => match lite_read(py, p, query, params, shape, timeout)? {
+                Ok(done) => return Ok(done),
+                Err(back) => back,
+            },
+            _ => (query, params),
+        };
         by_backend!(&self.kind, p => pg: {
             p.check()?;
             let cls = p.settings.record_class(py, record_class)?;
@@ -630,6 +691,9 @@ impl Pool {
             })
         }, sql: {
             p.closed.store(true, Ordering::Release);
+            if let Some(readers) = p.lite.get() {
+                readers.close();
+            }
             let pool = p.pool.clone();
             future_into_py(py, async move {
                 pool.close().await;
@@ -820,17 +884,27 @@ struct SqlPoolArgs {
     retry: Option<RetryPolicy>,
 }
 
+/// What an SQLite pool's readers are opened with (see `sqlite::Readers`).
+struct LiteSetup {
+    opts: sqlx::sqlite::SqliteConnectOptions,
+    memory: bool,
+    readers: usize,
+    cache: usize,
+}
+
 fn sql_pool<'py, D: Dialect>(
     py: Python<'py>,
     opts: <D::Connection as sqlx::Connection>::Options,
     command_timeout: Option<f64>,
     a: SqlPoolArgs,
     wrap: fn(Arc<SqlPool<D>>) -> PoolKind,
+    lite: Option<LiteSetup>,
 ) -> PyResult<Bound<'py, Awaitable>>
 where
     D::Connection: Session,
 {
     let settings = sql_settings::<D>(opts.clone(), command_timeout)?;
+    let init = Arc::clone(&a.init);
     future_into_py(py, async move {
         let pool = open_pool::<D>(
             opts,
@@ -847,6 +921,19 @@ where
             a.retry,
         )
         .await?;
+        if let Some(l) = lite {
+            let opened = sqlite::Readers::open(&l.opts, l.memory, &init, l.readers, l.cache).await;
+            match opened {
+                Ok(Some(readers)) => {
+                    let _ = pool.lite.set(readers);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    pool.pool.close().await;
+                    return Err(e);
+                }
+            }
+        }
         Ok(Pool { kind: wrap(pool) })
     })
 }
@@ -995,12 +1082,18 @@ fn create_pool<'py>(
             Scheme::MySql => {
                 let opts = mysql::options("create_pool", dsn)?
                     .statement_cache_capacity(statement_cache_size);
-                sql_pool::<MySql>(py, opts, command_timeout, a, PoolKind::MySql)
+                sql_pool::<MySql>(py, opts, command_timeout, a, PoolKind::MySql, None)
             }
             _ => {
                 let opts = sqlite::options("create_pool", dsn, SQLITE_BUSY_TIMEOUT)?
                     .statement_cache_capacity(statement_cache_size.max(1));
-                sql_pool::<Sqlite>(py, opts, command_timeout, a, PoolKind::Sqlite)
+                let lite = LiteSetup {
+                    opts: opts.clone(),
+                    memory: sqlite::is_memory(dsn),
+                    readers: max_size.min(4) as usize,
+                    cache: statement_cache_size,
+                };
+                sql_pool::<Sqlite>(py, opts, command_timeout, a, PoolKind::Sqlite, Some(lite))
             }
         };
     }

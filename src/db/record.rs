@@ -37,6 +37,31 @@ pub struct Record {
 }
 
 impl Record {
+    /// The Record as a Python object. When every value is an atom (None,
+    /// bool, int, float, str, bytes) it cannot be part of a reference cycle,
+    /// so it is taken off the cycle collector's lists, as CPython does for
+    /// such tuples: a large result then costs the collector nothing.
+    pub(crate) fn into_py_record(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let atoms = self.values.iter().all(|v| {
+            let p = v.as_ptr();
+            // SAFETY: type checks on a live object.
+            unsafe {
+                p == pyo3::ffi::Py_None()
+                    || pyo3::ffi::PyLong_Check(p) != 0
+                    || pyo3::ffi::PyFloat_CheckExact(p) != 0
+                    || pyo3::ffi::PyUnicode_CheckExact(p) != 0
+                    || pyo3::ffi::PyBytes_CheckExact(p) != 0
+            }
+        });
+        let obj = self.into_py_any(py)?;
+        if atoms {
+            // SAFETY: a freshly created, tracked GC object that holds only
+            // atoms; untracking is undone by nothing and dealloc copes.
+            unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };
+        }
+        Ok(obj)
+    }
+
     fn position(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
         let py = key.py();
         match self.desc.index.bind(py).get_item(key)? {

@@ -256,7 +256,7 @@ where
         desc: Arc::clone(desc),
         values: values.into_boxed_slice(),
     }
-    .into_py_any(py)
+    .into_py_record(py)
 }
 
 /// Per-pool / per-connection settings of a MySQL or SQLite session.
@@ -283,6 +283,8 @@ where
     retry: Option<RetryPolicy>,
     /// Connections handed out by `acquire()`, for `terminate()`.
     lent: std::sync::Mutex<Vec<std::sync::Weak<SqlConn<D>>>>,
+    /// SQLite file databases: the connections that answer pool-level reads.
+    pub(crate) lite: OnceLock<Arc<super::sqlite::Readers>>,
 }
 
 impl<D: Dialect> PoolView for SqlPool<D>
@@ -380,6 +382,7 @@ where
         gauges: OnceLock::new(),
         retry,
         lent: std::sync::Mutex::new(Vec::new()),
+        lite: OnceLock::new(),
     });
     let _ = pool.gauges.set(stats::register(&pool));
     Ok(pool)
@@ -463,6 +466,9 @@ where
     /// Closes the pool and every connection it has handed out, at once.
     pub(crate) fn terminate(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
+        if let Some(readers) = self.lite.get() {
+            readers.close();
+        }
         let lent = std::mem::take(&mut *self.lent.lock().unwrap_or_else(|p| p.into_inner()));
         for conn in lent.iter().filter_map(std::sync::Weak::upgrade) {
             conn.terminate();

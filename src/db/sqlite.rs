@@ -2,21 +2,32 @@
 //! timeout (concurrent writers from one pool wait instead of failing),
 //! in-memory databases shared by the pool's connections, values as
 //! Python's sqlite3 returns them (by storage class).
+//!
+//! Reads go through the C API: on a connection's own handle (locked from
+//! sqlx's worker), or, for a file pool's own `fetch*`, on its [`Readers`]
+//! with cached statements, on the calling (event-loop) thread while short
+//! and on a blocking thread past [`LOOP_BUDGET`]. Rows land in one
+//! [`Block`] per result (no allocation per value).
 
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, CStr};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use libsqlite3_sys as ffi;
 
 use futures::TryStreamExt;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyFloat, PyTuple};
 use pyo3::IntoPyObjectExt;
 use sqlx::sqlite::{
     Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteError, SqliteJournalMode,
 };
 use sqlx::{
-    Arguments, AssertSqlSafe, Column, ConnectOptions, Decode, Either, Executor, Row, SqlSafeStr,
-    TypeInfo, ValueRef,
+    Arguments, AssertSqlSafe, Column, ConnectOptions, Connection as _, Decode, Either, Executor,
+    Row, SqlSafeStr, TypeInfo, ValueRef,
 };
 
 use super::codec::from_python::uuid_text;
@@ -24,6 +35,7 @@ use super::codec::from_python::Param;
 use super::connection::Session;
 use super::mysql::{clock_text, date_text, datetime_text};
 use super::postgres::Shape;
+use super::record::{Record, RecordDesc};
 use super::sql::{status_of, Dialect, SqlOutput};
 use crate::errors::{Error, Result};
 
@@ -36,7 +48,7 @@ pub(crate) fn options(
 ) -> Result<SqliteConnectOptions> {
     let opts = SqliteConnectOptions::from_str(dsn)
         .map_err(|e| Error::InvalidArgument(format!("{func}(): invalid dsn {dsn:?}: {e}")))?;
-    let memory = dsn.contains(":memory:") || dsn.contains("mode=memory");
+    let memory = is_memory(dsn);
     let opts = if memory {
         opts
     } else {
@@ -46,6 +58,11 @@ pub(crate) fn options(
     Ok(opts
         .busy_timeout(busy_timeout)
         .log_statements(log::LevelFilter::Off))
+}
+
+/// Whether `dsn` names an in-memory database.
+pub(crate) fn is_memory(dsn: &str) -> bool {
+    dsn.contains(":memory:") || dsn.contains("mode=memory")
 }
 
 // ----------------------------------------------------------------- errors --
@@ -145,72 +162,177 @@ impl Session for SqliteConnection {
     }
 }
 
-/// One SQLite value, by storage class.
-pub(crate) enum LiteValue {
+/// One value of a result, by storage class; text and blobs are ranges of
+/// their block's bytes.
+#[derive(Clone, Copy)]
+enum Cell {
     Null,
     Int(i64),
     Real(f64),
-    Text(Box<str>),
-    Blob(Box<[u8]>),
+    Text(usize, usize),
+    Blob(usize, usize),
 }
 
 /// A result's column names, shared by its rows.
 type Names = Arc<[Box<str>]>;
 
-/// A result row: its values and the result's column names.
-pub(crate) struct LiteRow {
-    names: Arc<[Box<str>]>,
-    values: Box<[LiteValue]>,
+/// The rows of one result in two buffers (cells and bytes): reading
+/// allocates nothing per value.
+pub(crate) struct Block {
+    names: Names,
+    width: usize,
+    rows: usize,
+    cells: Vec<Cell>,
+    bytes: Vec<u8>,
 }
 
-fn lite_value(v: sqlx::sqlite::SqliteValueRef<'_>) -> Result<LiteValue> {
-    if v.is_null() {
-        return Ok(LiteValue::Null);
-    }
-    let fail = |e: sqlx::error::BoxDynError| {
-        Error::Interface(format!("could not read an SQLite value: {e}"))
-    };
-    let kind = v.type_info().name().to_owned();
-    Ok(match kind.as_str() {
-        "INTEGER" => LiteValue::Int(<i64 as Decode<Sqlite>>::decode(v).map_err(fail)?),
-        "REAL" => LiteValue::Real(<f64 as Decode<Sqlite>>::decode(v).map_err(fail)?),
-        "BLOB" => LiteValue::Blob(<&[u8] as Decode<Sqlite>>::decode(v).map_err(fail)?.into()),
-        _ => LiteValue::Text(<&str as Decode<Sqlite>>::decode(v).map_err(fail)?.into()),
-    })
-}
-
-/// Reads a read-only statement straight through the C API on this thread
-/// (no per-row hop through sqlx's worker channel). `None` when the statement
-/// is not a single read-only one, or the database was busy: then sqlx runs it.
-fn read_direct(
-    db: *mut libsqlite3_sys::sqlite3,
-    sql: &str,
-    params: &[Param],
-) -> Result<Option<(Names, Vec<LiteRow>)>> {
-    use libsqlite3_sys as ffi;
-    use std::ffi::{c_char, c_int, CStr};
-    struct Stmt(*mut ffi::sqlite3_stmt);
-    impl Drop for Stmt {
-        fn drop(&mut self) {
-            // SAFETY: a statement from sqlite3_prepare_v2, finalized once.
-            unsafe { ffi::sqlite3_finalize(self.0) };
+impl Block {
+    fn new(names: Names) -> Self {
+        Block {
+            width: names.len(),
+            names,
+            rows: 0,
+            cells: Vec::new(),
+            bytes: Vec::new(),
         }
     }
-    let err = |db: *mut ffi::sqlite3| -> Error {
-        // SAFETY: db is a live connection handle.
-        let (code, msg) = unsafe {
-            (
-                ffi::sqlite3_extended_errcode(db),
-                CStr::from_ptr(ffi::sqlite3_errmsg(db))
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        };
-        Error::Sqlite(Box::new(SqliteErrorInfo {
-            code: Some(code.to_string()),
-            message: msg,
-        }))
+
+    fn push_bytes(&mut self, b: &[u8], text: bool) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        self.cells.push(if text {
+            Cell::Text(at, b.len())
+        } else {
+            Cell::Blob(at, b.len())
+        });
+    }
+
+    /// Hands the rows out, sharing the block.
+    fn into_rows(self) -> Vec<LiteRow> {
+        let (n, width) = (self.rows, self.width);
+        let block = Arc::new(self);
+        (0..n)
+            .map(|r| LiteRow {
+                block: Arc::clone(&block),
+                at: r * width,
+            })
+            .collect()
+    }
+
+    /// Appends the row `stmt` is on.
+    ///
+    /// # Safety
+    /// `stmt` is a valid statement that has just returned SQLITE_ROW with
+    /// `self.width` columns.
+    unsafe fn take_row(&mut self, stmt: *mut ffi::sqlite3_stmt) {
+        for i in 0..self.width as c_int {
+            // SAFETY: i < width while the statement is on a row; text and
+            // blob pointers are copied before the next call on the statement.
+            unsafe {
+                match ffi::sqlite3_column_type(stmt, i) {
+                    ffi::SQLITE_INTEGER => self
+                        .cells
+                        .push(Cell::Int(ffi::sqlite3_column_int64(stmt, i))),
+                    ffi::SQLITE_FLOAT => self
+                        .cells
+                        .push(Cell::Real(ffi::sqlite3_column_double(stmt, i))),
+                    kind @ (ffi::SQLITE_TEXT | ffi::SQLITE_BLOB) => {
+                        let text = kind == ffi::SQLITE_TEXT;
+                        let p: *const u8 = if text {
+                            ffi::sqlite3_column_text(stmt, i)
+                        } else {
+                            ffi::sqlite3_column_blob(stmt, i).cast()
+                        };
+                        let n = ffi::sqlite3_column_bytes(stmt, i) as usize;
+                        let b = if p.is_null() {
+                            &[][..]
+                        } else {
+                            std::slice::from_raw_parts(p, n)
+                        };
+                        self.push_bytes(b, text);
+                    }
+                    _ => self.cells.push(Cell::Null),
+                }
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// The Python object of one cell.
+    fn value<'py>(&self, py: Python<'py>, at: usize) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self.cells[at] {
+            Cell::Null => py.None().into_bound(py),
+            Cell::Int(v) => v.into_bound_py_any(py)?,
+            Cell::Real(v) => PyFloat::new(py, v).into_any(),
+            Cell::Text(at, n) => {
+                let b = &self.bytes[at..at + n];
+                // SAFETY: a valid buffer; invalid UTF-8 becomes U+FFFD (as
+                // sqlite3 with text_factory=str would fail, we stay lenient).
+                unsafe {
+                    let p = pyo3::ffi::PyUnicode_DecodeUTF8(
+                        b.as_ptr().cast(),
+                        n as pyo3::ffi::Py_ssize_t,
+                        c"replace".as_ptr(),
+                    );
+                    Bound::from_owned_ptr_or_err(py, p)?
+                }
+            }
+            Cell::Blob(at, n) => PyBytes::new(py, &self.bytes[at..at + n]).into_any(),
+        })
+    }
+}
+
+/// A result row: its place in the result's block.
+pub(crate) struct LiteRow {
+    block: Arc<Block>,
+    at: usize,
+}
+
+/// The column names of a statement (as of its last step: a statement
+/// re-prepared after a schema change may have other columns).
+///
+/// # Safety
+/// `stmt` is a valid statement.
+unsafe fn names_of(stmt: *mut ffi::sqlite3_stmt) -> Names {
+    // SAFETY: a valid statement.
+    let width = unsafe { ffi::sqlite3_column_count(stmt) };
+    (0..width)
+        .map(|i| {
+            // SAFETY: i < width; the name is copied before the next call.
+            let p = unsafe { ffi::sqlite3_column_name(stmt, i) };
+            if p.is_null() {
+                Box::from("")
+            } else {
+                // SAFETY: a NUL-terminated UTF-8 name owned by the statement.
+                unsafe { CStr::from_ptr(p) }.to_string_lossy().into()
+            }
+        })
+        .collect()
+}
+
+/// The connection's current error as an [`Error`].
+fn db_error(db: *mut ffi::sqlite3) -> Error {
+    // SAFETY: db is a live connection handle used by this thread only.
+    let (code, msg) = unsafe {
+        (
+            ffi::sqlite3_extended_errcode(db),
+            CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned(),
+        )
     };
+    Error::Sqlite(Box::new(SqliteErrorInfo {
+        code: Some(code.to_string()),
+        message: msg,
+    }))
+}
+
+/// Prepares `sql` if it is exactly one read-only statement (`Ok(None)`
+/// otherwise, the statement finalized).
+///
+/// # Safety
+/// `db` is a live handle that this thread alone uses.
+unsafe fn prepare_read(db: *mut ffi::sqlite3, sql: &str) -> Result<Option<*mut ffi::sqlite3_stmt>> {
     let Ok(len) = c_int::try_from(sql.len()) else {
         return Ok(None);
     };
@@ -219,25 +341,39 @@ fn read_direct(
     // SAFETY: sql outlives the call; raw and tail are out-parameters.
     let rc = unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast(), len, &mut raw, &mut tail) };
     if rc != ffi::SQLITE_OK {
-        return Err(err(db));
+        return Err(db_error(db));
     }
     if raw.is_null() {
         return Ok(None);
     }
-    let stmt = Stmt(raw);
     // SAFETY: tail points into sql (or at its end).
     let rest = unsafe { tail.offset_from(sql.as_ptr().cast()) } as usize;
     let single = sql
         .get(rest..)
         .is_none_or(|r| r.trim().trim_matches(';').trim().is_empty());
     // SAFETY: a valid statement.
-    if !single || unsafe { ffi::sqlite3_stmt_readonly(stmt.0) } == 0 {
+    if !single || unsafe { ffi::sqlite3_stmt_readonly(raw) } == 0 {
+        // SAFETY: finalized once, not used after.
+        unsafe { ffi::sqlite3_finalize(raw) };
         return Ok(None);
     }
+    Ok(Some(raw))
+}
+
+/// Binds `params` to `stmt`; `Ok(false)` when one is not bindable here (or
+/// the count is wrong): sqlx's path then reports it.
+///
+/// # Safety
+/// `stmt` is a valid, reset statement of `db`, used by this thread alone.
+unsafe fn bind_direct(
+    db: *mut ffi::sqlite3,
+    stmt: *mut ffi::sqlite3_stmt,
+    params: &[Param],
+) -> Result<bool> {
     // SAFETY: a valid statement.
-    let expected = unsafe { ffi::sqlite3_bind_parameter_count(stmt.0) } as usize;
+    let expected = unsafe { ffi::sqlite3_bind_parameter_count(stmt) } as usize;
     if expected != params.len() {
-        return Ok(None);
+        return Ok(false);
     }
     for (i, p) in params.iter().enumerate() {
         let at = (i + 1) as c_int;
@@ -245,7 +381,7 @@ fn read_direct(
             // SAFETY: SQLITE_TRANSIENT makes SQLite copy the bytes.
             unsafe {
                 ffi::sqlite3_bind_text64(
-                    stmt.0,
+                    stmt,
                     at,
                     t.as_ptr().cast(),
                     t.len() as u64,
@@ -256,14 +392,14 @@ fn read_direct(
         };
         // SAFETY (all binds): a valid statement and index; SQLITE_TRANSIENT copies.
         let rc = match p {
-            Param::Null => unsafe { ffi::sqlite3_bind_null(stmt.0, at) },
-            Param::Bool(b) => unsafe { ffi::sqlite3_bind_int64(stmt.0, at, i64::from(*b)) },
-            Param::Int(v) => unsafe { ffi::sqlite3_bind_int64(stmt.0, at, *v) },
-            Param::Float(f) => unsafe { ffi::sqlite3_bind_double(stmt.0, at, *f) },
+            Param::Null => unsafe { ffi::sqlite3_bind_null(stmt, at) },
+            Param::Bool(b) => unsafe { ffi::sqlite3_bind_int64(stmt, at, i64::from(*b)) },
+            Param::Int(v) => unsafe { ffi::sqlite3_bind_int64(stmt, at, *v) },
+            Param::Float(f) => unsafe { ffi::sqlite3_bind_double(stmt, at, *f) },
             Param::Str(t) | Param::Json(t) | Param::Decimal(t) => text(t),
             Param::Bytes(b) => unsafe {
                 ffi::sqlite3_bind_blob64(
-                    stmt.0,
+                    stmt,
                     at,
                     b.as_ptr().cast(),
                     b.len() as u64,
@@ -274,81 +410,723 @@ fn read_direct(
             Param::Time(us) => text(&clock_text(*us)),
             Param::DateTime { micros } => text(&datetime_text(*micros)),
             Param::Uuid(b) => text(&uuid_text(b)),
-            // Not bindable: sqlx's path reports it.
-            _ => return Ok(None),
+            _ => return Ok(false),
         };
         if rc != ffi::SQLITE_OK {
-            return Err(err(db));
+            return Err(db_error(db));
         }
     }
-    // SAFETY: a valid statement.
-    let width = unsafe { ffi::sqlite3_column_count(stmt.0) };
-    let names: Names = (0..width)
-        .map(|i| {
-            // SAFETY: i < width; the name is copied before the next call.
-            let p = unsafe { ffi::sqlite3_column_name(stmt.0, i) };
-            if p.is_null() {
-                Box::from("")
-            } else {
-                // SAFETY: a NUL-terminated UTF-8 name owned by the statement.
-                unsafe { CStr::from_ptr(p) }.to_string_lossy().into()
-            }
-        })
-        .collect();
-    let mut rows = Vec::new();
+    Ok(true)
+}
+
+/// How far stepping a statement got.
+enum Stepped {
+    /// All rows read (or, for a first-row shape, the first one).
+    Done,
+    /// Stopped between rows: the deadline passed (or the caller gave up).
+    Paused,
+    /// Busy or locked before the first row: nothing read.
+    Busy,
+    /// Interrupted by the progress handler inside a step: start over elsewhere.
+    Interrupted,
+}
+
+/// Steps `stmt` into `block` (created at the first step, when the
+/// statement's columns are final). With `first_only`, stops after one row.
+/// Every 64 rows it checks `deadline` and `stop`.
+///
+/// # Safety
+/// `stmt` is a valid, bound statement of `db`, used by this thread alone.
+unsafe fn step_into(
+    db: *mut ffi::sqlite3,
+    stmt: *mut ffi::sqlite3_stmt,
+    block: &mut Option<Block>,
+    first_only: bool,
+    deadline: Option<Instant>,
+    stop: Option<&AtomicBool>,
+    chunk: usize,
+) -> Result<Stepped> {
+    let mut n: u32 = 0;
     loop {
+        n = n.wrapping_add(1);
+        if block.as_ref().is_some_and(|b| b.rows >= chunk) {
+            return Ok(Stepped::Paused);
+        }
+        if n.is_multiple_of(64) {
+            let late = deadline.is_some_and(|d| Instant::now() >= d);
+            if late || stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Ok(Stepped::Paused);
+            }
+        }
         // SAFETY: a valid statement.
-        match unsafe { ffi::sqlite3_step(stmt.0) } {
+        let rc = unsafe { ffi::sqlite3_step(stmt) };
+        let b = block.get_or_insert_with(|| {
+            // SAFETY: a valid statement, just stepped.
+            Block::new(unsafe { names_of(stmt) })
+        });
+        match rc {
             ffi::SQLITE_ROW => {
-                let values = (0..width)
-                    .map(|i| {
-                        // SAFETY: i < width while the statement is on a row;
-                        // text/blob pointers are copied before the next call.
-                        unsafe {
-                            match ffi::sqlite3_column_type(stmt.0, i) {
-                                ffi::SQLITE_INTEGER => {
-                                    LiteValue::Int(ffi::sqlite3_column_int64(stmt.0, i))
-                                }
-                                ffi::SQLITE_FLOAT => {
-                                    LiteValue::Real(ffi::sqlite3_column_double(stmt.0, i))
-                                }
-                                ffi::SQLITE_TEXT => {
-                                    let p = ffi::sqlite3_column_text(stmt.0, i);
-                                    let n = ffi::sqlite3_column_bytes(stmt.0, i) as usize;
-                                    let b = if p.is_null() {
-                                        &[][..]
-                                    } else {
-                                        std::slice::from_raw_parts(p, n)
-                                    };
-                                    LiteValue::Text(String::from_utf8_lossy(b).into())
-                                }
-                                ffi::SQLITE_BLOB => {
-                                    let p = ffi::sqlite3_column_blob(stmt.0, i).cast::<u8>();
-                                    let n = ffi::sqlite3_column_bytes(stmt.0, i) as usize;
-                                    let b = if p.is_null() {
-                                        &[][..]
-                                    } else {
-                                        std::slice::from_raw_parts(p, n)
-                                    };
-                                    LiteValue::Blob(b.into())
-                                }
-                                _ => LiteValue::Null,
-                            }
-                        }
-                    })
-                    .collect();
-                rows.push(LiteRow {
-                    names: Arc::clone(&names),
-                    values,
-                });
+                // SAFETY: the statement is on a row of b.width columns
+                // (the names were read after its first step).
+                unsafe { b.take_row(stmt) };
+                if first_only {
+                    return Ok(Stepped::Done);
+                }
             }
-            ffi::SQLITE_DONE => return Ok(Some((names, rows))),
-            rc if matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) && rows.is_empty() => {
-                return Ok(None)
+            ffi::SQLITE_DONE => return Ok(Stepped::Done),
+            rc if matches!(rc & 0xff, ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED) && b.rows == 0 => {
+                return Ok(Stepped::Busy)
             }
-            _ => return Err(err(db)),
+            ffi::SQLITE_INTERRUPT if deadline.is_some() => return Ok(Stepped::Interrupted),
+            _ => return Err(db_error(db)),
         }
     }
+}
+
+/// Reads a read-only statement straight through the C API on this thread
+/// (no per-row hop through sqlx's worker channel). `None` when the statement
+/// is not a single read-only one, or the database was busy: then sqlx runs it.
+fn read_direct(
+    db: *mut ffi::sqlite3,
+    sql: &str,
+    params: &[Param],
+    first_only: bool,
+) -> Result<Option<Block>> {
+    struct Stmt(*mut ffi::sqlite3_stmt);
+    impl Drop for Stmt {
+        fn drop(&mut self) {
+            // SAFETY: a statement from sqlite3_prepare_v2, finalized once.
+            unsafe { ffi::sqlite3_finalize(self.0) };
+        }
+    }
+    // SAFETY: the caller holds the connection's handle lock.
+    let Some(stmt) = (unsafe { prepare_read(db, sql)? }) else {
+        return Ok(None);
+    };
+    let stmt = Stmt(stmt);
+    // SAFETY: a fresh statement of db.
+    if !unsafe { bind_direct(db, stmt.0, params)? } {
+        return Ok(None);
+    }
+    let mut block = None;
+    // SAFETY: a bound statement of db.
+    match unsafe { step_into(db, stmt.0, &mut block, first_only, None, None, usize::MAX)? } {
+        Stepped::Done => Ok(block),
+        _ => Ok(None),
+    }
+}
+
+/// Puts the rows of `block` into `out` (and the columns, for a result
+/// without rows that needs a description).
+fn fill(out: &mut SqlOutput<Sqlite>, sql: &str, block: Block) {
+    if out.wants_columns(sql) {
+        out.columns = Some(Arc::clone(&block.names));
+    }
+    out.rows = block.into_rows();
+}
+
+// ----------------------------------------------------------------- readers --
+
+/// A connection handle that one thread at a time uses.
+#[derive(Clone, Copy)]
+struct RawDb(*mut ffi::sqlite3);
+
+// SAFETY: SQLite handles may move between threads (SQLite is built
+// thread-safe); every use is serialized by the owner (a Reader is used by
+// one caller at a time).
+unsafe impl Send for RawDb {}
+
+/// A cached prepared statement and when it was last used.
+struct Cached {
+    stmt: *mut ffi::sqlite3_stmt,
+    used: u64,
+}
+
+/// A connection of a file database's pool that only answers pool-level
+/// reads, through the C API with cached prepared statements. sqlx opened it
+/// (same options and `init_sql` as the pool's connections); a task holds its
+/// handle lock for as long as the reader lives, so sqlx's worker never
+/// touches it meanwhile. Its busy timeout is 0: a read that finds the
+/// database locked goes to the pool's connections (which wait off the loop).
+pub(crate) struct Reader {
+    db: RawDb,
+    cache: HashMap<Box<str>, Cached>,
+    cap: usize,
+    tick: u64,
+    /// What the progress handler checks (boxed: the handler holds its address).
+    progress: Box<Progress>,
+    /// Dropping it lets the holding task release the handle and close.
+    _hold: tokio::sync::oneshot::Sender<()>,
+}
+
+// SAFETY: the statements and handle belong to this reader alone, and the
+// reader is used by one thread at a time (it is moved, never shared).
+unsafe impl Send for Reader {}
+
+/// When a reader's running step should be interrupted.
+#[derive(Default)]
+struct Progress {
+    /// The end of a read's time on the loop thread.
+    deadline: std::cell::Cell<Option<Instant>>,
+    /// Set (through this pointer, while a blocking read runs) when its caller
+    /// gave up.
+    stop: std::cell::Cell<*const AtomicBool>,
+}
+
+/// SQLite's progress callback: interrupts a step that runs past the loop
+/// thread's deadline, or whose caller gave up.
+extern "C" fn interrupt_if_due(ctx: *mut std::ffi::c_void) -> c_int {
+    // SAFETY: ctx is the address of the Reader's boxed Progress, which
+    // outlives the handler (removed before the box is freed).
+    let p = unsafe { &*(ctx as *const Progress) };
+    let late = p.deadline.get().is_some_and(|d| Instant::now() >= d);
+    let stop = p.stop.get();
+    // SAFETY: a non-null stop points at a flag that lives while it is set.
+    let gave_up = !stop.is_null() && unsafe { (*stop).load(Ordering::Relaxed) };
+    c_int::from(late || gave_up)
+}
+
+impl Reader {
+    async fn open(opts: &SqliteConnectOptions, init: &[String], cap: usize) -> Result<Self> {
+        let mut conn = opts.connect().await.map_err(map_err)?;
+        for sql in init {
+            collect(&mut conn, sql, &[], Shape::Status).await?;
+        }
+        let (give, got) = tokio::sync::oneshot::channel();
+        let (hold, held) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            match conn.lock_handle().await {
+                Ok(mut h) => {
+                    let _ = give.send(Some(RawDb(h.as_raw_handle().as_ptr())));
+                    let _ = held.await;
+                    drop(h);
+                }
+                Err(_) => {
+                    let _ = give.send(None);
+                }
+            }
+            let _ = conn.close().await;
+        });
+        let db =
+            got.await.ok().flatten().ok_or_else(|| {
+                Error::Interface("could not open an SQLite read connection".into())
+            })?;
+        let reader = Reader {
+            db,
+            cache: HashMap::new(),
+            cap: cap.max(1),
+            tick: 0,
+            progress: Box::default(),
+            _hold: hold,
+        };
+        // SAFETY: the handle is ours (its lock is held); the context is the
+        // boxed cell, which lives as long as the reader (Drop removes the
+        // handler first).
+        unsafe {
+            ffi::sqlite3_busy_timeout(db.0, 0);
+            ffi::sqlite3_progress_handler(
+                db.0,
+                1000,
+                Some(interrupt_if_due),
+                (&*reader.progress as *const Progress).cast_mut().cast(),
+            );
+        }
+        Ok(reader)
+    }
+
+    /// The cached statement for `sql`, prepared if new; `None` when `sql`
+    /// is not one read-only SELECT / WITH / VALUES statement.
+    fn statement(&mut self, sql: &str) -> Result<Option<*mut ffi::sqlite3_stmt>> {
+        self.tick += 1;
+        if let Some(c) = self.cache.get_mut(sql) {
+            c.used = self.tick;
+            return Ok(Some(c.stmt));
+        }
+        let word = sql
+            .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("");
+        if !["select", "with", "values"]
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w))
+        {
+            return Ok(None);
+        }
+        // SAFETY: the reader's handle, used by this thread alone.
+        let Some(stmt) = (unsafe { prepare_read(self.db.0, sql)? }) else {
+            return Ok(None);
+        };
+        if self.cache.len() >= self.cap {
+            if let Some(old) = self
+                .cache
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| k.clone())
+            {
+                if let Some(c) = self.cache.remove(&old) {
+                    // SAFETY: evicted from the cache, never used again.
+                    unsafe { ffi::sqlite3_finalize(c.stmt) };
+                }
+            }
+        }
+        self.cache.insert(
+            sql.into(),
+            Cached {
+                stmt,
+                used: self.tick,
+            },
+        );
+        Ok(Some(stmt))
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // SAFETY: the handle is still ours (the holding task waits for
+        // `_hold`, dropped after this); every cached statement is finalized
+        // once, and the progress handler removed before its context is freed.
+        unsafe {
+            ffi::sqlite3_progress_handler(self.db.0, 0, None, std::ptr::null_mut());
+            for (_, c) in self.cache.drain() {
+                ffi::sqlite3_finalize(c.stmt);
+            }
+        }
+    }
+}
+
+/// The readers of one file-database pool (at most a few: a read on the
+/// loop thread uses one at a time; a long read handed to a blocking thread
+/// keeps its own until done).
+pub(crate) struct Readers {
+    free: std::sync::Mutex<Vec<Reader>>,
+    closed: AtomicBool,
+    /// Reads answered on the calling thread, for [`Readers::due_to_yield`].
+    answered: AtomicU32,
+}
+
+/// One read in this many answered on the calling thread is still delivered
+/// through the event loop (a yield).
+const YIELD_EVERY: u32 = 256;
+
+/// How long a read may run on the event-loop thread before it moves to a
+/// blocking thread.
+const LOOP_BUDGET: Duration = Duration::from_micros(500);
+
+impl Readers {
+    /// Opens `n` readers for a file database (none for an in-memory one:
+    /// its connections share a cache, where reads take table locks).
+    pub(crate) async fn open(
+        opts: &SqliteConnectOptions,
+        memory: bool,
+        init: &[String],
+        n: usize,
+        cap: usize,
+    ) -> Result<Option<Arc<Self>>> {
+        if memory || n == 0 {
+            return Ok(None);
+        }
+        let mut free = Vec::with_capacity(n);
+        for _ in 0..n {
+            free.push(Reader::open(opts, init, cap).await?);
+        }
+        Ok(Some(Arc::new(Readers {
+            free: std::sync::Mutex::new(free),
+            closed: AtomicBool::new(false),
+            answered: AtomicU32::new(0),
+        })))
+    }
+
+    /// Whether this answered read should yield to the event loop.
+    pub(crate) fn due_to_yield(&self) -> bool {
+        self.answered.fetch_add(1, Ordering::Relaxed) % YIELD_EVERY == YIELD_EVERY - 1
+    }
+
+    fn take(&self) -> Option<Reader> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.free.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// Gives a reader back (closes it if the pool closed meanwhile).
+    fn put(&self, r: Reader) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.closed.load(Ordering::Acquire) {
+            free.push(r);
+            return;
+        }
+        drop(free);
+        drop(r);
+    }
+
+    /// Closes the idle readers now, the busy ones when they finish.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let idle = std::mem::take(&mut *self.free.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(idle);
+    }
+}
+
+/// What a pool-level read tried on the calling thread came to.
+pub(crate) enum Quick {
+    /// Answered.
+    Done(Result<SqlOutput<Sqlite>>),
+    /// Too long for the loop thread: [`Later::finish`] completes it.
+    Later(Later),
+    /// Not for a reader (not a plain read, not bindable here, the database
+    /// locked, no reader free, ...): a pooled connection runs it.
+    Pass,
+}
+
+/// A read to continue off the loop thread.
+pub(crate) struct Later {
+    reader: Reader,
+    stmt: *mut ffi::sqlite3_stmt,
+    block: Option<Block>,
+    /// Set when the read must run again from the start (interrupted inside a step).
+    restart: bool,
+    first_only: bool,
+    shape: Shape,
+    sql: String,
+    params: Vec<Param>,
+}
+
+// SAFETY: the statement belongs to the reader, which moves with it.
+unsafe impl Send for Later {}
+
+/// Resets a statement so it holds no read snapshot (and no parameters).
+///
+/// # Safety
+/// `stmt` is a valid statement used by this thread alone.
+unsafe fn release(stmt: *mut ffi::sqlite3_stmt) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        ffi::sqlite3_reset(stmt);
+        ffi::sqlite3_clear_bindings(stmt);
+    }
+}
+
+fn output(sql: &str, shape: Shape, block: Option<Block>) -> SqlOutput<Sqlite> {
+    let mut out = SqlOutput::new(shape);
+    if let Some(b) = block {
+        fill(&mut out, sql, b);
+    }
+    out
+}
+
+/// Tries a pool-level read on this thread (the event loop's; call it
+/// detached from Python), for at most [`LOOP_BUDGET`].
+pub(crate) fn read_now(readers: &Readers, sql: &str, params: &[Param], shape: Shape) -> Quick {
+    if matches!(shape, Shape::Status) {
+        return Quick::Pass;
+    }
+    let Some(mut reader) = readers.take() else {
+        return Quick::Pass;
+    };
+    let stmt = match reader.statement(sql) {
+        Ok(Some(s)) => s,
+        // Not a plain read, or it does not prepare here (a TEMP table of
+        // a pool connection, a syntax error): the pool's path reports it.
+        Ok(None) | Err(_) => {
+            readers.put(reader);
+            return Quick::Pass;
+        }
+    };
+    let db = reader.db.0;
+    // SAFETY: a reset statement of the reader's handle, on this thread only.
+    match unsafe { bind_direct(db, stmt, params) } {
+        Ok(true) => {}
+        Ok(false) => {
+            // SAFETY: as above.
+            unsafe { release(stmt) };
+            readers.put(reader);
+            return Quick::Pass;
+        }
+        Err(e) => {
+            // SAFETY: as above.
+            unsafe { release(stmt) };
+            readers.put(reader);
+            return Quick::Done(Err(e));
+        }
+    }
+    let first_only = matches!(shape, Shape::Row | Shape::Value(_));
+    let deadline = Instant::now() + LOOP_BUDGET;
+    reader.progress.deadline.set(Some(deadline));
+    let mut block = None;
+    // SAFETY: a bound statement of the reader's handle.
+    let stepped = unsafe {
+        step_into(
+            db,
+            stmt,
+            &mut block,
+            first_only,
+            Some(deadline),
+            None,
+            usize::MAX,
+        )
+    };
+    reader.progress.deadline.set(None);
+    let quick = match stepped {
+        Ok(Stepped::Done) => Quick::Done(Ok(output(sql, shape, block))),
+        Ok(Stepped::Busy) => Quick::Pass,
+        Ok(Stepped::Paused) => {
+            return Quick::Later(Later {
+                reader,
+                stmt,
+                block,
+                restart: false,
+                first_only,
+                shape,
+                sql: sql.to_owned(),
+                params: params.to_vec(),
+            })
+        }
+        Ok(Stepped::Interrupted) => {
+            // SAFETY: as above.
+            unsafe { release(stmt) };
+            return Quick::Later(Later {
+                reader,
+                stmt,
+                block: None,
+                restart: true,
+                first_only,
+                shape,
+                sql: sql.to_owned(),
+                params: params.to_vec(),
+            });
+        }
+        Err(e) => Quick::Done(Err(e)),
+    };
+    // SAFETY: as above.
+    unsafe { release(stmt) };
+    readers.put(reader);
+    quick
+}
+
+/// Rows per chunk a long `fetch` hands from the reading thread to the one
+/// turning rows into Records (the two overlap).
+const CHUNK_ROWS: usize = 1024;
+
+/// The answer of a read finished off the loop thread.
+pub(crate) enum LiteOut {
+    /// Rows still to convert (first-row shapes).
+    Output(SqlOutput<Sqlite>),
+    /// `fetch`'s list of Records, converted chunk by chunk as rows came in.
+    Records(Vec<Py<PyAny>>),
+}
+
+impl<'py> IntoPyObject<'py> for LiteOut {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            LiteOut::Output(out) => out.into_pyobject(py),
+            LiteOut::Records(items) => Ok(pyo3::types::PyList::new(py, items)?.into_any()),
+        }
+    }
+}
+
+/// Appends the rows of `block` to `records` as Records.
+fn records_of(
+    py: Python<'_>,
+    block: &Block,
+    desc: &mut Option<Arc<RecordDesc>>,
+    records: &mut Vec<Py<PyAny>>,
+) -> PyResult<()> {
+    let desc = match desc {
+        Some(d) => Arc::clone(d),
+        None => {
+            let names: Vec<&str> = block.names.iter().map(|n| &**n).collect();
+            Arc::clone(desc.insert(RecordDesc::new(py, &names)?))
+        }
+    };
+    let width = block.width;
+    // The last text of each column: a row repeating it shares the object.
+    let mut last: Vec<Option<Bound<'_, PyAny>>> = vec![None; width];
+    records.reserve(block.rows);
+    for r in 0..block.rows {
+        let at = r * width;
+        let mut values = Vec::with_capacity(width);
+        for (i, seen) in last.iter_mut().enumerate() {
+            let v = match (block.cells[at + i], seen.as_ref()) {
+                (Cell::Text(o, n), Some(prev))
+                    if r > 0
+                        && matches!(block.cells[at - width + i], Cell::Text(po, pn)
+                            if pn == n && block.bytes[po..po + n] == block.bytes[o..o + n]) =>
+                {
+                    prev.clone()
+                }
+                (Cell::Text(..), _) => {
+                    let v = block.value(py, at + i)?;
+                    *seen = Some(v.clone());
+                    v
+                }
+                _ => block.value(py, at + i)?,
+            };
+            values.push(v.unbind());
+        }
+        let record = Record {
+            desc: Arc::clone(&desc),
+            values: values.into_boxed_slice(),
+        };
+        records.push(record.into_py_record(py)?);
+    }
+    Ok(())
+}
+
+impl Later {
+    /// Finishes the read on a blocking thread; `stop` set (the awaiting
+    /// call was cancelled or timed out) ends it early. For `fetch`, full
+    /// chunks go to `chunks` as they fill. The reader goes back to
+    /// `readers` either way.
+    fn finish(
+        mut self,
+        readers: &Readers,
+        stop: &AtomicBool,
+        chunks: Option<tokio::sync::mpsc::Sender<Block>>,
+    ) -> Result<Option<Block>> {
+        let db = self.reader.db.0;
+        let stmt = self.stmt;
+        let chunk = if chunks.is_some() {
+            CHUNK_ROWS
+        } else {
+            usize::MAX
+        };
+        let mut run = || -> Result<Option<Block>> {
+            if self.restart {
+                // SAFETY: the reader's statement, reset, on this thread only.
+                if !unsafe { bind_direct(db, stmt, &self.params)? } {
+                    return Err(Error::Interface("could not bind the query again".into()));
+                }
+            }
+            loop {
+                // SAFETY: a bound statement of the reader's handle.
+                let stepped = unsafe {
+                    step_into(
+                        db,
+                        stmt,
+                        &mut self.block,
+                        self.first_only,
+                        None,
+                        Some(stop),
+                        chunk,
+                    )?
+                };
+                match stepped {
+                    Stepped::Done => return Ok(self.block.take()),
+                    Stepped::Paused if stop.load(Ordering::Relaxed) => return Ok(None),
+                    Stepped::Paused => {
+                        let (Some(full), Some(tx)) = (self.block.take(), chunks.as_ref()) else {
+                            return Ok(None);
+                        };
+                        let mut next = Block::new(Arc::clone(&full.names));
+                        next.cells.reserve(full.cells.len());
+                        next.bytes.reserve(full.bytes.len());
+                        self.block = Some(next);
+                        if tx.blocking_send(full).is_err() {
+                            return Ok(None);
+                        }
+                    }
+                    Stepped::Busy | Stepped::Interrupted => return Err(db_error(db)),
+                }
+            }
+        };
+        self.reader.progress.stop.set(stop);
+        let out = run();
+        self.reader.progress.stop.set(std::ptr::null());
+        // SAFETY: as above.
+        unsafe { release(stmt) };
+        readers.put(self.reader);
+        out
+    }
+
+    /// Runs [`Later::finish`] on tokio's blocking pool, within `limit`;
+    /// a `fetch` converts each chunk of rows while the next one is read.
+    pub(crate) async fn run(
+        self,
+        readers: Arc<Readers>,
+        limit: Option<Duration>,
+    ) -> Result<LiteOut> {
+        /// Stops the blocking read when the awaiting future is dropped.
+        struct StopOnDrop(Arc<AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let guard = StopOnDrop(Arc::clone(&stop));
+        let (shape, sql) = (self.shape, self.sql.clone());
+        let stream = matches!(shape, Shape::All);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Block>(4);
+        let tx = stream.then_some(tx);
+        let work = tokio::task::spawn_blocking(move || self.finish(&readers, &stop, tx));
+        let joined = async {
+            let mut records = Vec::new();
+            let mut desc = None;
+            let convert = |b: &Block, desc: &mut _, records: &mut _| -> Result<()> {
+                tokio::task::block_in_place(|| {
+                    Python::attach(|py| records_of(py, b, desc, records)).map_err(Error::from)
+                })
+            };
+            while let Some(b) = rx.recv().await {
+                convert(&b, &mut desc, &mut records)?;
+            }
+            let tail = work
+                .await
+                .map_err(|e| Error::Interface(format!("the SQLite read failed: {e}")))??;
+            if !stream {
+                return Ok(LiteOut::Output(output(&sql, shape, tail)));
+            }
+            if let Some(b) = tail {
+                convert(&b, &mut desc, &mut records)?;
+            }
+            Ok(LiteOut::Records(records))
+        };
+        let out = match limit {
+            None => joined.await,
+            Some(d) => match tokio::time::timeout(d, joined).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout(format!(
+                    "the query did not complete within {:.3} s (cancelled)",
+                    d.as_secs_f64()
+                ))),
+            },
+        };
+        drop(guard);
+        out
+    }
+}
+
+/// Appends one value that sqlx read (a statement that writes and returns rows).
+fn push_value(b: &mut Block, v: sqlx::sqlite::SqliteValueRef<'_>) -> Result<()> {
+    if v.is_null() {
+        b.cells.push(Cell::Null);
+        return Ok(());
+    }
+    let fail = |e: sqlx::error::BoxDynError| {
+        Error::Interface(format!("could not read an SQLite value: {e}"))
+    };
+    let kind = v.type_info().name().to_owned();
+    match kind.as_str() {
+        "INTEGER" => b
+            .cells
+            .push(Cell::Int(<i64 as Decode<Sqlite>>::decode(v).map_err(fail)?)),
+        "REAL" => b.cells.push(Cell::Real(
+            <f64 as Decode<Sqlite>>::decode(v).map_err(fail)?,
+        )),
+        "BLOB" => b.push_bytes(<&[u8] as Decode<Sqlite>>::decode(v).map_err(fail)?, false),
+        _ => b.push_bytes(
+            <&str as Decode<Sqlite>>::decode(v)
+                .map_err(fail)?
+                .as_bytes(),
+            true,
+        ),
+    }
+    Ok(())
 }
 
 async fn collect(
@@ -361,21 +1139,19 @@ async fn collect(
     if !matches!(shape, Shape::Status) {
         let mut h = conn.lock_handle().await.map_err(map_err)?;
         let db = h.as_raw_handle().as_ptr();
+        let first_only = matches!(shape, Shape::Row | Shape::Value(_));
         // Reading runs on this tokio worker, so let the runtime move its
         // other tasks elsewhere meanwhile.
-        let read = tokio::task::block_in_place(|| read_direct(db, sql, params))?;
+        let read = tokio::task::block_in_place(|| read_direct(db, sql, params, first_only))?;
         drop(h);
-        if let Some((names, rows)) = read {
-            out.rows = rows;
-            if out.wants_columns(sql) {
-                out.columns = Some(names);
-            }
+        if let Some(block) = read {
+            fill(&mut out, sql, block);
             return Ok(out);
         }
     }
     // sqlite3 sets lastrowid after INSERT / REPLACE only.
     let inserts = matches!(status_of(sql, 0, 0).as_str(), "INSERT 0 0");
-    let mut names: Option<Names> = None;
+    let mut block: Option<Block> = None;
     {
         let mut stream = if params.is_empty() && matches!(shape, Shape::Status) {
             // Several statements in one string, as sqlite3's executescript.
@@ -393,19 +1169,19 @@ async fn collect(
                     }
                 }
                 Either::Right(row) => {
-                    let names = names.get_or_insert_with(|| {
-                        row.columns().iter().map(|c| Box::from(c.name())).collect()
+                    let b = block.get_or_insert_with(|| {
+                        Block::new(row.columns().iter().map(|c| Box::from(c.name())).collect())
                     });
-                    let values = (0..row.columns().len())
-                        .map(|i| lite_value(row.try_get_raw(i).map_err(map_err)?))
-                        .collect::<Result<Box<[_]>>>()?;
-                    out.rows.push(LiteRow {
-                        names: Arc::clone(names),
-                        values,
-                    });
+                    for i in 0..b.width {
+                        push_value(b, row.try_get_raw(i).map_err(map_err)?)?;
+                    }
+                    b.rows += 1;
                 }
             }
         }
+    }
+    if let Some(b) = block {
+        out.rows = b.into_rows();
     }
     if matches!(shape, Shape::Status) {
         out.status = status_of(sql, out.affected, out.rows.len());
@@ -494,25 +1270,19 @@ impl Dialect for Sqlite {
     type Header = Arc<[Box<str>]>;
 
     fn names(row: &LiteRow) -> Vec<&str> {
-        row.names.iter().map(|n| &**n).collect()
+        row.block.names.iter().map(|n| &**n).collect()
     }
 
     fn width(row: &LiteRow) -> usize {
-        row.values.len()
+        row.block.width
     }
 
     fn header(row: &LiteRow) -> Arc<[Box<str>]> {
-        Arc::clone(&row.names)
+        Arc::clone(&row.block.names)
     }
 
     fn value<'py>(py: Python<'py>, row: &LiteRow, i: usize) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match &row.values[i] {
-            LiteValue::Null => py.None().into_bound(py),
-            LiteValue::Int(v) => v.into_bound_py_any(py)?,
-            LiteValue::Real(v) => v.into_bound_py_any(py)?,
-            LiteValue::Text(t) => PyString::new(py, t).into_any(),
-            LiteValue::Blob(b) => PyBytes::new(py, b).into_any(),
-        })
+        row.block.value(py, row.at + i)
     }
 
     /// sqlite3's description: the names, the other six fields None.

@@ -87,6 +87,13 @@ impl PoolMetrics {
         }
     }
 
+    /// Records one statement of `sql`'s kind that took `ns` (run outside
+    /// any timer: a read answered on the calling thread).
+    pub(crate) fn record(&self, sql: &str, ns: u64, ok: bool) {
+        let outcome = if ok { Outcome::Ok } else { Outcome::Error };
+        self.by_kind[kind_of(sql)].record(ns, outcome);
+    }
+
     /// Times `fut` as one statement of `sql`'s kind.
     pub(crate) async fn timed<T, E>(
         &self,
