@@ -6,18 +6,15 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlColumn, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError,
-    MySqlRow,
+    RawResult,
 };
-use sqlx::{
-    Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Either, Executor, Row, SqlSafeStr,
-};
+use sqlx::{Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Executor};
 
 use super::codec::from_python::{decimal_type, uuid_text, Param};
 use super::codec::to_python::civil;
@@ -286,6 +283,110 @@ fn values_group(sql: &str) -> Option<(usize, usize)> {
     Some((open, close + 1))
 }
 
+/// A result set as read off the wire (`fetch_raw`), with what decoding
+/// each column needs; rows are decoded on the loop thread.
+pub(crate) struct RawSet {
+    raw: RawResult,
+    /// (type code, flags, collation) per column.
+    kinds: Vec<(u8, u16, u16)>,
+}
+
+/// One row of a [`RawSet`].
+pub(crate) struct MyRow {
+    set: Arc<RawSet>,
+    index: usize,
+}
+
+impl MyRow {
+    fn columns(&self) -> &[MySqlColumn] {
+        &self.set.raw.columns
+    }
+
+    /// Calls `f(column, bytes)` for each value of the row in order (None
+    /// for NULL).
+    fn each<'a>(
+        &'a self,
+        mut f: impl FnMut(usize, Option<&'a [u8]>) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let set = &*self.set;
+        let b = set.raw.row(self.index);
+        let n = set.kinds.len();
+        if !set.raw.binary {
+            let mut pos = 0;
+            for i in 0..n {
+                if *b.get(pos).ok_or_else(|| bad("row"))? == 0xfb {
+                    pos += 1;
+                    f(i, None)?;
+                    continue;
+                }
+                let len = lenenc(b, &mut pos).ok_or_else(|| bad("row"))?;
+                let v = b.get(pos..pos + len).ok_or_else(|| bad("row"))?;
+                pos += len;
+                f(i, Some(v))?;
+            }
+            return Ok(());
+        }
+        // 0x00, the NULL bitmap (offset by 2 bits), then the non-NULL values.
+        let nulls = b.get(1..1 + (n + 9) / 8).ok_or_else(|| bad("row"))?;
+        let mut pos = 1 + nulls.len();
+        for (i, &(code, _, _)) in set.kinds.iter().enumerate() {
+            if nulls[(i + 2) / 8] & (1 << ((i + 2) % 8)) != 0 {
+                f(i, None)?;
+                continue;
+            }
+            let len = match code {
+                t::LONGLONG | t::DOUBLE => 8,
+                t::LONG | t::INT24 | t::FLOAT => 4,
+                t::SHORT | t::YEAR => 2,
+                t::TINY => 1,
+                t::TIME | t::TIMESTAMP | t::DATE | t::DATETIME => {
+                    usize::from(*b.get(pos).ok_or_else(|| bad("row"))?) + 1
+                }
+                _ => lenenc(b, &mut pos).ok_or_else(|| bad("row"))?,
+            };
+            let v = b.get(pos..pos + len).ok_or_else(|| bad("row"))?;
+            pos += len;
+            f(i, Some(v))?;
+        }
+        Ok(())
+    }
+
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        i: usize,
+        v: Option<&[u8]>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match v {
+            None => Ok(py.None().into_bound(py)),
+            Some(bytes) => {
+                let (code, flags, collation) = self.set.kinds[i];
+                decode(py, code, flags, collation, bytes, self.set.raw.binary)
+            }
+        }
+    }
+}
+
+/// A length-encoded integer at `pos` (advanced past it).
+fn lenenc(b: &[u8], pos: &mut usize) -> Option<usize> {
+    let first = *b.get(*pos)?;
+    let width = match first {
+        0..=0xfa => {
+            *pos += 1;
+            return Some(usize::from(first));
+        }
+        0xfc => 2,
+        0xfd => 3,
+        0xfe => 8,
+        _ => return None,
+    };
+    let bytes = b.get(*pos + 1..*pos + 1 + width)?;
+    let mut buf = [0u8; 8];
+    buf[..width].copy_from_slice(bytes);
+    *pos += 1 + width;
+    usize::try_from(u64::from_le_bytes(buf)).ok()
+}
+
 async fn collect(
     conn: &mut MySqlConnection,
     sql: &str,
@@ -293,44 +394,38 @@ async fn collect(
     shape: Shape,
 ) -> Result<SqlOutput<MySql>> {
     let mut out = SqlOutput::new(shape);
-    let mut first_done = false;
-    {
-        let mut stream = if params.is_empty() {
-            // The text protocol (COM_QUERY), as aiomysql: any statement,
-            // several in one string.
-            conn.fetch_many(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())))
-        } else {
-            let args = bind(params)?;
-            conn.fetch_many(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args))
-        };
-        while let Some(item) = stream.try_next().await.map_err(map_err)? {
-            match item {
-                Either::Left(done) => {
-                    if !first_done {
-                        out.affected = done.rows_affected();
-                        out.last_id = done.last_insert_id();
-                        first_done = true;
-                    }
-                }
-                Either::Right(row) => {
-                    if !first_done {
-                        out.rows.push(row);
-                    }
-                }
-            }
-        }
+    // The text protocol (COM_QUERY) without arguments, as aiomysql: any
+    // statement, several in one string. With them, a prepared statement.
+    let args = if params.is_empty() {
+        None
+    } else {
+        Some(bind(params)?)
+    };
+    let raw = conn.fetch_raw(sql, args).await.map_err(map_err)?;
+    out.affected = raw.rows_affected;
+    out.last_id = raw.last_insert_id;
+    if raw.has_result_set && raw.is_empty() {
+        // `description` of a result set without rows.
+        out.columns = Some(raw.columns.to_vec());
     }
+    let kinds = raw
+        .columns
+        .iter()
+        .map(|c| {
+            let ti = c.type_info();
+            (ti.type_code(), ti.flag_bits(), ti.collation_id())
+        })
+        .collect();
+    let n = raw.len();
+    let set = Arc::new(RawSet { raw, kinds });
+    out.rows = (0..n)
+        .map(|index| MyRow {
+            set: Arc::clone(&set),
+            index,
+        })
+        .collect();
     if matches!(shape, Shape::Status) {
         out.status = status_of(sql, out.affected, out.rows.len());
-    }
-    if out.wants_columns(sql) {
-        // The statement's columns from the server (cached when prepared already).
-        if let Ok(stmt) = conn
-            .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
-            .await
-        {
-            out.columns = Some(sqlx::Statement::columns(&stmt).to_vec());
-        }
     }
     Ok(out)
 }
@@ -404,35 +499,40 @@ impl Dialect for MySql {
         conn.set_skip_idle_ping(true);
     }
 
-    type OutRow = MySqlRow;
+    type OutRow = MyRow;
     type Header = Vec<MySqlColumn>;
 
-    fn names(row: &MySqlRow) -> Vec<&str> {
+    fn names(row: &MyRow) -> Vec<&str> {
         row.columns().iter().map(|c| c.name()).collect()
     }
 
-    fn width(row: &MySqlRow) -> usize {
-        row.columns().len()
+    fn width(row: &MyRow) -> usize {
+        row.set.kinds.len()
     }
 
-    fn header(row: &MySqlRow) -> Vec<MySqlColumn> {
+    fn header(row: &MyRow) -> Vec<MySqlColumn> {
         row.columns().to_vec()
     }
 
-    fn value<'py>(py: Python<'py>, row: &MySqlRow, i: usize) -> PyResult<Bound<'py, PyAny>> {
-        let v = row.try_get_raw(i).map_err(|e| PyErr::from(map_err(e)))?;
-        let Some(bytes) = v.raw() else {
-            return Ok(py.None().into_bound(py));
-        };
-        let ti = row.columns()[i].type_info();
-        decode(
-            py,
-            ti.type_code(),
-            ti.flag_bits(),
-            ti.collation_id(),
-            bytes,
-            v.is_binary(),
-        )
+    fn value<'py>(py: Python<'py>, row: &MyRow, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        let mut found = None;
+        row.each(|j, v| {
+            if j == i {
+                found = Some(v);
+            }
+            Ok(())
+        })?;
+        let v = found.ok_or_else(|| bad("row"))?;
+        row.decode(py, i, v)
+    }
+
+    fn values(py: Python<'_>, row: &MyRow) -> PyResult<Vec<Py<PyAny>>> {
+        let mut out = Vec::with_capacity(row.set.kinds.len());
+        row.each(|i, v| {
+            out.push(row.decode(py, i, v)?.unbind());
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     fn describe<'py>(py: Python<'py>, columns: &Vec<MySqlColumn>) -> PyResult<Bound<'py, PyTuple>> {

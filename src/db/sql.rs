@@ -85,6 +85,14 @@ where
     /// One value of a row as a Python object.
     fn value<'py>(py: Python<'py>, row: &Self::OutRow, i: usize) -> PyResult<Bound<'py, PyAny>>;
 
+    /// Every value of a row, in column order (a backend may decode the row
+    /// in one pass).
+    fn values(py: Python<'_>, row: &Self::OutRow) -> PyResult<Vec<Py<PyAny>>> {
+        (0..Self::width(row))
+            .map(|i| Self::value(py, row, i).map(Bound::unbind))
+            .collect()
+    }
+
     /// The DB-API `description` of a result's columns (7-tuples).
     fn describe<'py>(py: Python<'py>, header: &Self::Header) -> PyResult<Bound<'py, PyTuple>>;
 
@@ -216,12 +224,7 @@ where
                 let rows = self
                     .rows
                     .iter()
-                    .map(|row| {
-                        let values = (0..D::width(row))
-                            .map(|i| D::value(py, row, i))
-                            .collect::<PyResult<Vec<_>>>()?;
-                        PyTuple::new(py, values)
-                    })
+                    .map(|row| PyTuple::new(py, D::values(py, row)?))
                     .collect::<PyResult<Vec<_>>>()?;
                 let rowcount = if description.is_none() {
                     self.affected
@@ -249,9 +252,7 @@ fn record<D: Dialect>(
 where
     D::Connection: Session,
 {
-    let values = (0..D::width(row))
-        .map(|i| D::value(py, row, i).map(Bound::unbind))
-        .collect::<PyResult<Vec<_>>>()?;
+    let values = D::values(py, row)?;
     Record {
         desc: Arc::clone(desc),
         values: values.into_boxed_slice(),
