@@ -607,6 +607,38 @@ fn bad(what: &str) -> PyErr {
     Error::Interface(format!("malformed {what} value from the server")).into()
 }
 
+/// A decimal integer of up to 18 digits (fits any i64), else None.
+fn ascii_int(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// A str from UTF-8 bytes (one validation, CPython's).
+fn py_str<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let len = pyo3::ffi::Py_ssize_t::try_from(b.len()).map_err(|_| bad("text"))?;
+    // SAFETY: `b` is valid for `len` bytes; the result is a new reference or NULL.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyUnicode_DecodeUTF8(b.as_ptr().cast(), len, c"strict".as_ptr()),
+        )
+    }
+    .map_err(|_| bad("text"))
+}
+
 fn text_str(b: &[u8]) -> PyResult<&str> {
     std::str::from_utf8(b).map_err(|_| bad("text"))
 }
@@ -619,6 +651,9 @@ fn int_value<'py>(
     binary: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !binary {
+        if let Some(v) = ascii_int(b) {
+            return v.into_bound_py_any(py);
+        }
         let s = text_str(b)?;
         return if unsigned {
             s.parse::<u64>()
@@ -684,7 +719,52 @@ fn stamp_binary(b: &[u8]) -> PyResult<Stamp> {
     Ok(st)
 }
 
+/// `YYYY-MM-DD[ HH:MM:SS[.ffffff]]` as the server writes it, without
+/// splitting strings.
+fn stamp_fixed(b: &[u8]) -> Option<Stamp> {
+    fn num(d: &[u8]) -> Option<u32> {
+        d.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    }
+    let date_ok = b.len() >= 10 && b[4] == b'-' && b[7] == b'-';
+    if !date_ok {
+        return None;
+    }
+    let mut st = Stamp {
+        y: num(&b[0..4])? as i32,
+        mo: num(&b[5..7])? as u8,
+        d: num(&b[8..10])? as u8,
+        h: 0,
+        mi: 0,
+        s: 0,
+        us: 0,
+    };
+    match b.len() {
+        10 => {}
+        19.. if b[10] == b' ' && b[13] == b':' && b[16] == b':' => {
+            st.h = num(&b[11..13])? as u8;
+            st.mi = num(&b[14..16])? as u8;
+            st.s = num(&b[17..19])? as u8;
+            match b.get(19) {
+                None => {}
+                Some(b'.') if (21..=26).contains(&b.len()) => {
+                    let frac = &b[20..];
+                    st.us = num(frac)? * 10u32.pow(6 - frac.len() as u32);
+                }
+                Some(_) => return None,
+            }
+        }
+        _ => return None,
+    }
+    Some(st)
+}
+
 fn stamp_text(s: &str) -> Option<Stamp> {
+    stamp_fixed(s.as_bytes()).or_else(|| stamp_split(s))
+}
+
+fn stamp_split(s: &str) -> Option<Stamp> {
     let (date, time) = s.split_once(' ').unwrap_or((s, ""));
     let mut dp = date.splitn(3, '-');
     let y = dp.next()?.parse().ok()?;
@@ -849,9 +929,9 @@ fn decode<'py>(
         t::DATE | t::DATETIME | t::TIMESTAMP => stamp_value(py, code, b, binary),
         t::TIME => time_value(py, b, binary),
         t::BIT => Ok(PyBytes::new(py, b).into_any()),
-        t::JSON => Ok(PyString::new(py, text_str(b)?).into_any()),
+        t::JSON => py_str(py, b),
         _ if collation == BINARY_COLLATION => Ok(PyBytes::new(py, b).into_any()),
-        _ => Ok(PyString::new(py, text_str(b)?).into_any()),
+        _ => py_str(py, b),
     }
 }
 
@@ -869,6 +949,30 @@ mod tests {
         assert!(values_group("UPDATE t SET a = ?").is_none());
         assert!(values_group("INSERT INTO t SELECT * FROM u WHERE a = ?").is_none());
         assert!(values_group("INSERT INTO t VALUES (?, NOW())").is_none());
+    }
+
+    #[test]
+    fn fixed_stamps_parse_as_split_ones() {
+        let key = |st: Stamp| (st.y, st.mo, st.d, st.h, st.mi, st.s, st.us);
+        for text in [
+            "2024-01-02",
+            "2024-01-02 03:04:05",
+            "2024-01-02 03:04:05.5",
+            "2024-01-02 23:59:59.123456",
+            "0000-00-00 00:00:00",
+        ] {
+            let fast = stamp_fixed(text.as_bytes()).map(key);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, stamp_split(text).map(key), "{text}");
+        }
+        for text in [
+            "2024-1-2",
+            "2024-01-02T03:04:05",
+            "2024-01-02 03:04:05.",
+            "x",
+        ] {
+            assert!(stamp_fixed(text.as_bytes()).is_none(), "{text}");
+        }
     }
 
     #[test]

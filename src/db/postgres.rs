@@ -9,7 +9,6 @@ use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList};
-use pyo3::IntoPyObjectExt;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{
@@ -475,11 +474,7 @@ fn make_record(
         .enumerate()
         .map(|(i, dec)| decode_value(py, row, i, dec, json).map(Bound::unbind))
         .collect::<PyResult<Vec<_>>>()?;
-    Record {
-        desc: Arc::clone(desc),
-        values: values.into_boxed_slice(),
-    }
-    .into_py_any(py)
+    Record::new_py(py, Arc::clone(desc), values.into_boxed_slice())
 }
 
 impl<'py> IntoPyObject<'py> for QueryOutput {

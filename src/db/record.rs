@@ -37,6 +37,29 @@ pub struct Record {
 }
 
 impl Record {
+    /// A new Record as a Python object, left out of the cyclic GC when none
+    /// of its values is tracked there (CPython does the same for such
+    /// tuples): a frozen Record of plain values cannot be part of a cycle,
+    /// and 100,000 fresh tracked Records made the collector run over and
+    /// over during one fetch.
+    pub(crate) fn new_py(
+        py: Python<'_>,
+        desc: Arc<RecordDesc>,
+        values: Box<[Py<PyAny>]>,
+    ) -> PyResult<Py<PyAny>> {
+        // SAFETY: the pointers are live objects owned by `values`.
+        let plain = values
+            .iter()
+            .all(|v| unsafe { pyo3::ffi::PyObject_GC_IsTracked(v.as_ptr()) } == 0);
+        let obj = Py::new(py, Record { desc, values })?;
+        if plain {
+            // SAFETY: a live GC object of ours; untracking is always allowed
+            // (its dealloc untracks again, which is a no-op).
+            unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };
+        }
+        Ok(obj.into_any())
+    }
+
     fn position(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
         let py = key.py();
         match self.desc.index.bind(py).get_item(key)? {

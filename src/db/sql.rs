@@ -253,11 +253,7 @@ where
     D::Connection: Session,
 {
     let values = D::values(py, row)?;
-    Record {
-        desc: Arc::clone(desc),
-        values: values.into_boxed_slice(),
-    }
-    .into_py_any(py)
+    Record::new_py(py, Arc::clone(desc), values.into_boxed_slice())
 }
 
 /// Per-pool / per-connection settings of a MySQL or SQLite session.
@@ -482,12 +478,13 @@ where
         }
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
         let _w = Waiting(&self.stats.waiting);
-        let acquire = self.pool.acquire();
+        // No `acquire` local: it would be kept in this future beside the
+        // Timeout that owns it (sqlx's acquire future is kilobytes).
         let got = match timeout.or(self.acquire_timeout) {
-            Some(t) => tokio::time::timeout(t, acquire)
+            Some(t) => tokio::time::timeout(t, self.pool.acquire())
                 .await
                 .unwrap_or(Err(sqlx::Error::PoolTimedOut)),
-            None => acquire.await,
+            None => self.pool.acquire().await,
         };
         self.stats.count_acquire(&got);
         got.map_err(D::map_err)
