@@ -156,12 +156,9 @@ async def test_every_type_and_null_decodes_as_aiomysql_in_both_protocols(
 
         # One value of a row (fetchval), any column, either protocol.
         for col in (0, 5, 14, 18, 22, 25, width):
-            assert await pool.fetchval(f"SELECT * FROM {t} WHERE id = 1", column=col) == (
-                expected[0][col]
-            )
-            assert await pool.fetchval(f"SELECT * FROM {t} WHERE id = ?", 3, column=col) == (
-                expected[2][col]
-            )
+            by_text = await pool.fetchval(f"SELECT * FROM {t} WHERE id = 1", column=col)
+            by_arg = await pool.fetchval(f"SELECT * FROM {t} WHERE id = ?", 3, column=col)
+            assert by_text == expected[0][col] and by_arg == expected[2][col]
 
         # The DB-API cursors (fastio.mysql) give the same tuples.
         conn = await fastio.mysql.connect(**conn_kwargs(mysql_server))
