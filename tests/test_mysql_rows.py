@@ -277,3 +277,20 @@ async def test_cancelled_in_the_middle_of_a_result_the_pool_stays_in_step(
         assert pool.get_stats()["in_use"] == 0
     finally:
         await pool.close()
+
+
+async def test_an_error_after_some_rows_raises_and_the_pool_goes_on(mysql_server: Any) -> None:
+    pool = await fastio.create_pool(mysql_server.dsn, min_size=1, max_size=1)
+    try:
+        # Row 30,000 fails ("Subquery returns more than 1 row", errno 1242)
+        # after many rows were sent (and decoded ahead).
+        q = "SELECT seq, IF(seq < {n}, seq, (SELECT 1 UNION SELECT 2)) FROM seq_1_to_40000"
+        for sql, args in ((q.format(n=30_000), ()), (q.format(n="?"), (30_000,))):
+            with pytest.raises(fastio.mysql.Error) as info:
+                await pool.fetch(sql, *args)
+            assert info.value.args[0] == 1242
+            assert await pool.fetchval("SELECT ?", 9) == 9
+            rows = await pool.fetch(q.format(n=50_000))
+            assert [tuple(r) for r in rows] == [(i, i) for i in range(1, 40_001)]
+    finally:
+        await pool.close()

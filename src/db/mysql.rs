@@ -21,7 +21,7 @@ use super::codec::to_python::civil;
 use super::codec::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
 use super::connection::Session;
 use super::postgres::Shape;
-use super::sql::{status_of, Dialect, SqlOutput};
+use super::sql::{desc_of, record, status_of, Dialect, SqlOutput, Streamed};
 use crate::errors::{Error, Result};
 
 /// MySQL's limit on placeholders in one prepared statement.
@@ -367,6 +367,58 @@ impl MyRow {
     }
 }
 
+/// Rows per piece of a result decoded ahead on the loop thread.
+const STREAM_ROWS: usize = 4096;
+
+fn kinds_of(columns: &[MySqlColumn]) -> Vec<(u8, u16, u16)> {
+    columns
+        .iter()
+        .map(|c| {
+            let ti = c.type_info();
+            (ti.type_code(), ti.flag_bits(), ti.collation_id())
+        })
+        .collect()
+}
+
+/// On the loop thread: the rows of `set` as Records, after those already made.
+fn decode_ahead(py: Python<'_>, set: &Arc<RawSet>, acc: &std::sync::Mutex<Streamed>) {
+    let mut acc = acc.lock().unwrap_or_else(|p| p.into_inner());
+    if acc.error.is_some() || set.raw.is_empty() {
+        return;
+    }
+    let first = MyRow {
+        set: Arc::clone(set),
+        index: 0,
+    };
+    let desc = match &acc.desc {
+        Some(d) => Arc::clone(d),
+        None => match desc_of::<MySql>(py, &first) {
+            Ok(d) => {
+                acc.desc = Some(Arc::clone(&d));
+                d
+            }
+            Err(e) => {
+                acc.error = Some(e);
+                return;
+            }
+        },
+    };
+    acc.items.reserve(set.raw.len());
+    for index in 0..set.raw.len() {
+        let row = MyRow {
+            set: Arc::clone(set),
+            index,
+        };
+        match record::<MySql>(py, &desc, &row) {
+            Ok(r) => acc.items.push(r),
+            Err(e) => {
+                acc.error = Some(e);
+                return;
+            }
+        }
+    }
+}
+
 /// A length-encoded integer at `pos` (advanced past it).
 fn lenenc(b: &[u8], pos: &mut usize) -> Option<usize> {
     let first = *b.get(*pos)?;
@@ -401,21 +453,49 @@ async fn collect(
     } else {
         Some(bind(params)?)
     };
-    let raw = conn.fetch_raw(sql, args).await.map_err(map_err)?;
+    let binary = args.is_some();
+    let raw = if matches!(shape, Shape::All) && crate::runtime::can_post_to_loop() {
+        // A large result is turned into Records on the loop thread in
+        // pieces while the rest is still being received.
+        let streamed = Arc::new(std::sync::Mutex::new(Streamed::default()));
+        let acc = Arc::clone(&streamed);
+        let mut on_rows =
+            move |cols: &Arc<Vec<MySqlColumn>>, data: &mut Vec<u8>, ends: &mut Vec<usize>| {
+                if ends.len() < STREAM_ROWS {
+                    return;
+                }
+                let raw = RawResult {
+                    columns: Arc::clone(cols),
+                    has_result_set: true,
+                    binary,
+                    data: std::mem::take(data),
+                    ends: std::mem::take(ends),
+                    ..RawResult::default()
+                };
+                let set = Arc::new(RawSet {
+                    kinds: kinds_of(&raw.columns),
+                    raw,
+                });
+                let acc = Arc::clone(&acc);
+                let posted = crate::runtime::post_to_loop(Box::new(move |py| {
+                    decode_ahead(py, &set, &acc);
+                }));
+                debug_assert!(posted.is_ok(), "checked by can_post_to_loop");
+            };
+        out.streamed = Some(streamed);
+        conn.fetch_raw_with(sql, args, &mut on_rows)
+            .await
+            .map_err(map_err)?
+    } else {
+        conn.fetch_raw(sql, args).await.map_err(map_err)?
+    };
     out.affected = raw.rows_affected;
     out.last_id = raw.last_insert_id;
     if raw.has_result_set && raw.is_empty() {
         // `description` of a result set without rows.
         out.columns = Some(raw.columns.to_vec());
     }
-    let kinds = raw
-        .columns
-        .iter()
-        .map(|c| {
-            let ti = c.type_info();
-            (ti.type_code(), ti.flag_bits(), ti.collation_id())
-        })
-        .collect();
+    let kinds = kinds_of(&raw.columns);
     let n = raw.len();
     let set = Arc::new(RawSet { raw, kinds });
     out.rows = (0..n)

@@ -113,6 +113,17 @@ where
     pub(crate) shape: Shape,
     /// The columns of a result set that had no rows (for `description`).
     pub(crate) columns: Option<D::Header>,
+    /// Records of the leading rows, made on the loop thread while the rest
+    /// was received (`fetch` of a large result).
+    pub(crate) streamed: Option<Arc<std::sync::Mutex<Streamed>>>,
+}
+
+/// Records made ahead of a result's completion (see `runtime::post_to_loop`).
+#[derive(Default)]
+pub(crate) struct Streamed {
+    pub(crate) desc: Option<Arc<RecordDesc>>,
+    pub(crate) items: Vec<Py<PyAny>>,
+    pub(crate) error: Option<PyErr>,
 }
 
 impl<D: Dialect> SqlOutput<D>
@@ -127,6 +138,7 @@ where
             status: String::new(),
             shape,
             columns: None,
+            streamed: None,
         }
     }
 
@@ -185,15 +197,24 @@ where
         match self.shape {
             Shape::Status => Ok(PyString::new(py, &self.status).into_any()),
             Shape::All => {
-                let Some(first) = self.rows.first() else {
-                    return Ok(PyList::empty(py).into_any());
+                let (mut items, mut desc) = (Vec::new(), None);
+                if let Some(s) = &self.streamed {
+                    let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(e) = s.error.take() {
+                        return Err(e);
+                    }
+                    items = std::mem::take(&mut s.items);
+                    desc = s.desc.take();
+                }
+                let desc = match (desc, self.rows.first()) {
+                    (Some(d), _) => d,
+                    (None, Some(first)) => desc_of::<D>(py, first)?,
+                    (None, None) => return Ok(PyList::new(py, items)?.into_any()),
                 };
-                let desc = desc_of::<D>(py, first)?;
-                let items = self
-                    .rows
-                    .iter()
-                    .map(|row| record::<D>(py, &desc, row))
-                    .collect::<PyResult<Vec<_>>>()?;
+                items.reserve(self.rows.len());
+                for row in &self.rows {
+                    items.push(record::<D>(py, &desc, row)?);
+                }
                 Ok(PyList::new(py, items)?.into_any())
             }
             Shape::Row => match self.rows.first() {
@@ -237,14 +258,14 @@ where
     }
 }
 
-fn desc_of<D: Dialect>(py: Python<'_>, row: &D::OutRow) -> PyResult<Arc<RecordDesc>>
+pub(crate) fn desc_of<D: Dialect>(py: Python<'_>, row: &D::OutRow) -> PyResult<Arc<RecordDesc>>
 where
     D::Connection: Session,
 {
     RecordDesc::new(py, &D::names(row))
 }
 
-fn record<D: Dialect>(
+pub(crate) fn record<D: Dialect>(
     py: Python<'_>,
     desc: &Arc<RecordDesc>,
     row: &D::OutRow,

@@ -4,7 +4,7 @@ use std::future::Future;
 pub(crate) use sqlx_core::connection::*;
 use sqlx_core::sql_str::SqlSafeStr;
 pub(crate) use stream::{MySqlStream, Waiting};
-pub use raw::RawResult;
+pub use raw::{OnRows, RawResult};
 
 use crate::collation::Collation;
 use crate::common::StatementCache;

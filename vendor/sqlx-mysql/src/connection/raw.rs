@@ -77,7 +77,17 @@ enum Step {
 /// Copies row packets from the read buffer into `rows` until the packet that
 /// ends the result set, which is left for `recv_packet`. Cancel-safe: the
 /// buffer is only consumed together with the copy.
-async fn read_rows(stream: &mut MySqlStream, rows: &mut Rows<'_>) -> Result<u64, Error> {
+/// Rows read so far in the first result set, offered after each socket read
+/// (a whole row at the end): the callback may take them (leaving the vectors
+/// empty) to decode them while the rest is received.
+pub type OnRows<'a> =
+    dyn FnMut(&Arc<Vec<MySqlColumn>>, &mut Vec<u8>, &mut Vec<usize>) + Send + 'a;
+
+async fn read_rows(
+    stream: &mut MySqlStream,
+    rows: &mut Rows<'_>,
+    on_rows: &mut (dyn FnMut(&mut Vec<u8>, &mut Vec<usize>) + Send),
+) -> Result<u64, Error> {
     let mut count = 0u64;
     let mut seq = None;
     loop {
@@ -145,6 +155,9 @@ async fn read_rows(stream: &mut MySqlStream, rows: &mut Rows<'_>) -> Result<u64,
         if let Step::End = step {
             return Ok(count);
         }
+        if !rows.continued {
+            on_rows(rows.data, rows.ends);
+        }
     }
 }
 
@@ -170,6 +183,17 @@ impl MySqlConnection {
         &mut self,
         sql: &str,
         arguments: Option<MySqlArguments>,
+    ) -> Result<RawResult, Error> {
+        self.fetch_raw_with(sql, arguments, &mut |_, _, _| {}).await
+    }
+
+    /// fastio patch: `fetch_raw`, offering the first result set's rows to
+    /// `on_rows` as they arrive (see [`OnRows`]); what it leaves is returned.
+    pub async fn fetch_raw_with(
+        &mut self,
+        sql: &str,
+        arguments: Option<MySqlArguments>,
+        on_rows: &mut OnRows<'_>,
     ) -> Result<RawResult, Error> {
         let mut logger = QueryLogger::new(
             AssertSqlSafe(sql.to_owned()).into_sql_str(),
@@ -245,8 +269,20 @@ impl MySqlConnection {
                 .map_err(|_| err_protocol!("column count overflows usize: {num_columns}"))?;
             let columns = read_columns(&mut self.inner.stream, num_columns).await?;
 
+            let mut offer = |_: &mut Vec<u8>, _: &mut Vec<usize>| {};
+            let shared = Arc::new(columns);
+            let mut offer_first = {
+                let shared = Arc::clone(&shared);
+                let on_rows = &mut *on_rows;
+                move |data: &mut Vec<u8>, ends: &mut Vec<usize>| on_rows(&shared, data, ends)
+            };
+            let offer: &mut (dyn FnMut(&mut Vec<u8>, &mut Vec<usize>) + Send) = if first {
+                &mut offer_first
+            } else {
+                &mut offer
+            };
             let mut rows = if first {
-                out.columns = Arc::new(columns);
+                out.columns = shared;
                 out.has_result_set = true;
                 Rows {
                     data: &mut out.data,
@@ -262,7 +298,7 @@ impl MySqlConnection {
                     continued: false,
                 }
             };
-            let n = read_rows(&mut self.inner.stream, &mut rows).await?;
+            let n = read_rows(&mut self.inner.stream, &mut rows, offer).await?;
             for _ in 0..n {
                 logger.increment_rows_returned();
             }
