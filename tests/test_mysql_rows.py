@@ -206,6 +206,19 @@ async def test_large_results_span_many_packets_in_both_protocols(mysql_server: A
         assert await aiomysql_rows(mysql_server, q) == expected
         binary = await pool.fetch(q + " WHERE seq >= ?", 1)
         assert [tuple(r) for r in binary] == expected
+        # The DB-API cursors: tuples, description and rowcount alike.
+        conn = await fastio.mysql.connect(**conn_kwargs(mysql_server))
+        try:
+            async with conn.cursor() as cur:
+                assert await cur.execute(q) == BIG
+                assert [d[0] for d in cur.description][0] == "seq"
+                assert list(await cur.fetchall()) == expected
+                with_args = q.replace("% ", "%% ") + " WHERE seq > %s"
+                await cur.execute(with_args, (BIG - 4096,))
+                assert cur.rowcount == 4096
+                assert list(await cur.fetchall()) == expected[-4096:]
+        finally:
+            conn.close()
         # The same connection goes on to the next statement in step.
         assert await pool.fetchval("SELECT ?", 42) == 42
         # Several result sets in one string: the first one's rows.

@@ -380,10 +380,31 @@ fn kinds_of(columns: &[MySqlColumn]) -> Vec<(u8, u16, u16)> {
         .collect()
 }
 
-/// On the loop thread: the rows of `set` as Records, after those already made.
-fn decode_ahead(py: Python<'_>, set: &Arc<RawSet>, acc: &std::sync::Mutex<Streamed>) {
+/// On the loop thread: the rows of `set` as Records (or tuples), after
+/// those already made.
+fn decode_ahead(py: Python<'_>, set: &Arc<RawSet>, acc: &std::sync::Mutex<Streamed>, tuples: bool) {
     let mut acc = acc.lock().unwrap_or_else(|p| p.into_inner());
     if acc.error.is_some() || set.raw.is_empty() {
+        return;
+    }
+    if tuples {
+        acc.items.reserve(set.raw.len());
+        for index in 0..set.raw.len() {
+            let row = MyRow {
+                set: Arc::clone(set),
+                index,
+            };
+            let made = <MySql as Dialect>::values(py, &row)
+                .and_then(|v| PyTuple::new(py, v))
+                .map(|t| t.into_any().unbind());
+            match made {
+                Ok(t) => acc.items.push(t),
+                Err(e) => {
+                    acc.error = Some(e);
+                    return;
+                }
+            }
+        }
         return;
     }
     let first = MyRow {
@@ -454,9 +475,11 @@ async fn collect(
         Some(bind(params)?)
     };
     let binary = args.is_some();
-    let raw = if matches!(shape, Shape::All) && crate::runtime::can_post_to_loop() {
-        // A large result is turned into Records on the loop thread in
-        // pieces while the rest is still being received.
+    let ahead = matches!(shape, Shape::All | Shape::Exec);
+    let raw = if ahead && crate::runtime::can_post_to_loop() {
+        // A large result is turned into Records (tuples for the DB-API) on
+        // the loop thread in pieces while the rest is still being received.
+        let tuples = matches!(shape, Shape::Exec);
         let streamed = Arc::new(std::sync::Mutex::new(Streamed::default()));
         let acc = Arc::clone(&streamed);
         let mut on_rows =
@@ -478,7 +501,7 @@ async fn collect(
                 });
                 let acc = Arc::clone(&acc);
                 let posted = crate::runtime::post_to_loop(Box::new(move |py| {
-                    decode_ahead(py, &set, &acc);
+                    decode_ahead(py, &set, &acc, tuples);
                 }));
                 debug_assert!(posted.is_ok(), "checked by can_post_to_loop");
             };

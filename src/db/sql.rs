@@ -113,8 +113,8 @@ where
     pub(crate) shape: Shape,
     /// The columns of a result set that had no rows (for `description`).
     pub(crate) columns: Option<D::Header>,
-    /// Records of the leading rows, made on the loop thread while the rest
-    /// was received (`fetch` of a large result).
+    /// Records (`fetch`) or tuples (DB-API cursors) of the leading rows,
+    /// made on the loop thread while the rest was received.
     pub(crate) streamed: Option<Arc<std::sync::Mutex<Streamed>>>,
 }
 
@@ -185,6 +185,24 @@ pub(crate) fn status_of(sql: &str, affected: u64, rows: usize) -> String {
     }
 }
 
+impl<D: Dialect> SqlOutput<D>
+where
+    D::Connection: Session,
+{
+    /// The rows already made on the loop thread (and their RecordDesc), or
+    /// the error that stopped making them.
+    fn take_streamed(&self) -> PyResult<Streamed> {
+        let Some(s) = &self.streamed else {
+            return Ok(Streamed::default());
+        };
+        let mut s = std::mem::take(&mut *s.lock().unwrap_or_else(|p| p.into_inner()));
+        match s.error.take() {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
+    }
+}
+
 impl<'py, D: Dialect> IntoPyObject<'py> for SqlOutput<D>
 where
     D::Connection: Session,
@@ -197,15 +215,9 @@ where
         match self.shape {
             Shape::Status => Ok(PyString::new(py, &self.status).into_any()),
             Shape::All => {
-                let (mut items, mut desc) = (Vec::new(), None);
-                if let Some(s) = &self.streamed {
-                    let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(e) = s.error.take() {
-                        return Err(e);
-                    }
-                    items = std::mem::take(&mut s.items);
-                    desc = s.desc.take();
-                }
+                let Streamed {
+                    mut items, desc, ..
+                } = self.take_streamed()?;
                 let desc = match (desc, self.rows.first()) {
                     (Some(d), _) => d,
                     (None, Some(first)) => desc_of::<D>(py, first)?,
@@ -242,11 +254,11 @@ where
                         None => py.None().into_bound(py),
                     },
                 };
-                let rows = self
-                    .rows
-                    .iter()
-                    .map(|row| PyTuple::new(py, D::values(py, row)?))
-                    .collect::<PyResult<Vec<_>>>()?;
+                let mut rows = self.take_streamed()?.items;
+                rows.reserve(self.rows.len());
+                for row in &self.rows {
+                    rows.push(PyTuple::new(py, D::values(py, row)?)?.into_any().unbind());
+                }
                 let rowcount = if description.is_none() {
                     self.affected
                 } else {
