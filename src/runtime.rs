@@ -213,6 +213,44 @@ pub fn live_tasks() -> usize {
 /// Turns a finished Rust future's output into a Python object; runs on the
 /// event-loop thread, attached to Python.
 type Completion = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+/// Work a running future hands to its event loop's thread ahead of its
+/// result (see [`post_to_loop`]).
+pub type LoopJob = Box<dyn FnOnce(Python<'_>) + Send>;
+
+tokio::task_local! {
+    /// The completion queue of the loop that awaits the running future.
+    static LOOP: Arc<LoopWaker>;
+}
+
+/// Whether the running task is a bridged future ([`post_to_loop`] works).
+pub fn can_post_to_loop() -> bool {
+    LOOP.try_with(|_| ()).is_ok()
+}
+
+/// From a bridged future on tokio: runs `job` on its event loop's thread,
+/// in order with completions (before the future's own result is converted).
+/// Lets a large result be turned into Python objects in pieces while the
+/// rest is still being received. Returns the job back when there is no loop
+/// to run it on (the caller is not a bridged future).
+pub fn post_to_loop(job: LoopJob) -> std::result::Result<(), LoopJob> {
+    let mut job = Some(job);
+    let posted = LOOP.try_with(|w| {
+        if let Some(j) = job.take() {
+            w.push_entry(
+                None,
+                Box::new(move |py| {
+                    j(py);
+                    Ok(py.None())
+                }),
+            );
+        }
+    });
+    match (posted, job) {
+        (Ok(()), None) => Ok(()),
+        (_, Some(j)) => Err(j),
+        (Err(_), None) => unreachable!("the job is only taken inside try_with"),
+    }
+}
 type BoxFuture = Pin<Box<dyn Future<Output = Completion> + Send>>;
 
 /// The bridge: wraps a Rust future as a Python awaitable. The future runs on
@@ -357,11 +395,11 @@ impl Awaitable {
             Ok(rt) => {
                 let me: Py<Awaitable> = slf.clone().unbind();
                 let live = LiveTask::new();
-                let task = rt.spawn(async move {
+                let task = rt.spawn(LOOP.scope(Arc::clone(&waker), async move {
                     let _live = live;
                     let completion = fut.await;
                     waker.push(me, completion);
-                });
+                }));
                 State::Running(task.abort_handle())
             }
             Err(e) => State::Done(Err(e.into_pyerr(py))),
@@ -721,13 +759,18 @@ impl Notifier {
 /// The completion queue of one event loop.
 struct LoopWaker {
     notifier: Notifier,
-    queue: Mutex<Vec<(Py<Awaitable>, Completion)>>,
+    /// Completions of awaitables, and jobs (`None`) posted by running ones.
+    queue: Mutex<Vec<(Option<Py<Awaitable>>, Completion)>>,
 }
 
 impl LoopWaker {
     /// Called on a tokio thread: queue the completion and wake the loop if it
     /// is not already due to drain.
     fn push(&self, fut: Py<Awaitable>, completion: Completion) {
+        self.push_entry(Some(fut), completion);
+    }
+
+    fn push_entry(&self, fut: Option<Py<Awaitable>>, completion: Completion) {
         let was_empty = {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let empty = q.is_empty();
@@ -753,7 +796,13 @@ impl LoopDrain {
         let batch =
             std::mem::take(&mut *self.waker.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for (fut, completion) in batch {
-            Awaitable::complete(fut.bind(py), completion);
+            match fut {
+                Some(fut) => Awaitable::complete(fut.bind(py), completion),
+                None => {
+                    // A posted job: it reports its own errors to its future.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| completion(py)));
+                }
+            }
         }
     }
 }

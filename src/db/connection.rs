@@ -358,20 +358,24 @@ impl<H: Holder> Drop for Busy<H> {
     }
 }
 
-/// Runs `fut` under the per-call or default command timeout.
-pub(crate) async fn with_timeout<T>(
+/// Runs `fut` under the per-call or default command timeout. Not an `async
+/// fn`: that would keep `fut` twice in its state (as the argument and inside
+/// the Timeout), and query futures are kilobytes.
+pub(crate) fn with_timeout<T>(
     limit: Option<Duration>,
     fut: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
+) -> impl std::future::Future<Output = Result<T>> {
+    use futures::FutureExt;
     match limit {
-        None => fut.await,
-        Some(d) => match tokio::time::timeout(d, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout(format!(
-                "the query did not complete within {:.3} s (cancelled on the server)",
-                d.as_secs_f64()
-            ))),
-        },
+        None => futures::future::Either::Left(fut),
+        Some(d) => futures::future::Either::Right(tokio::time::timeout(d, fut).map(move |r| {
+            r.unwrap_or_else(|_| {
+                Err(Error::Timeout(format!(
+                    "the query did not complete within {:.3} s (cancelled on the server)",
+                    d.as_secs_f64()
+                )))
+            })
+        })),
     }
 }
 
@@ -684,8 +688,9 @@ where
 {
     conn.check()?;
     let conn = Arc::clone(conn);
+    // Boxed on tokio (see `sql_query` in pool.rs).
     future_into_py(py, async move {
-        conn.query(query, params, shape, timeout).await
+        Box::pin(conn.query(query, params, shape, timeout)).await
     })
 }
 

@@ -6,25 +6,22 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlColumn, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError,
-    MySqlRow,
+    RawResult,
 };
-use sqlx::{
-    Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Either, Executor, Row, SqlSafeStr,
-};
+use sqlx::{Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Executor};
 
 use super::codec::from_python::{decimal_type, uuid_text, Param};
 use super::codec::to_python::civil;
 use super::codec::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
 use super::connection::Session;
 use super::postgres::Shape;
-use super::sql::{status_of, Dialect, SqlOutput};
+use super::sql::{desc_of, record, status_of, Dialect, SqlOutput, Streamed};
 use crate::errors::{Error, Result};
 
 /// MySQL's limit on placeholders in one prepared statement.
@@ -290,6 +287,183 @@ fn values_group(sql: &str) -> Option<(usize, usize)> {
     Some((open, close + 1))
 }
 
+/// A result set as read off the wire (`fetch_raw`), with what decoding
+/// each column needs; rows are decoded on the loop thread.
+pub(crate) struct RawSet {
+    raw: RawResult,
+    /// (type code, flags, collation) per column.
+    kinds: Vec<(u8, u16, u16)>,
+}
+
+/// One row of a [`RawSet`].
+pub(crate) struct MyRow {
+    set: Arc<RawSet>,
+    index: usize,
+}
+
+impl MyRow {
+    fn columns(&self) -> &[MySqlColumn] {
+        &self.set.raw.columns
+    }
+
+    /// Calls `f(column, bytes)` for each value of the row in order (None
+    /// for NULL).
+    fn each<'a>(
+        &'a self,
+        mut f: impl FnMut(usize, Option<&'a [u8]>) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let set = &*self.set;
+        let b = set.raw.row(self.index);
+        let n = set.kinds.len();
+        if !set.raw.binary {
+            let mut pos = 0;
+            for i in 0..n {
+                if *b.get(pos).ok_or_else(|| bad("row"))? == 0xfb {
+                    pos += 1;
+                    f(i, None)?;
+                    continue;
+                }
+                let len = lenenc(b, &mut pos).ok_or_else(|| bad("row"))?;
+                let v = b.get(pos..pos + len).ok_or_else(|| bad("row"))?;
+                pos += len;
+                f(i, Some(v))?;
+            }
+            return Ok(());
+        }
+        // 0x00, the NULL bitmap (offset by 2 bits), then the non-NULL values.
+        let nulls = b.get(1..1 + (n + 9) / 8).ok_or_else(|| bad("row"))?;
+        let mut pos = 1 + nulls.len();
+        for (i, &(code, _, _)) in set.kinds.iter().enumerate() {
+            if nulls[(i + 2) / 8] & (1 << ((i + 2) % 8)) != 0 {
+                f(i, None)?;
+                continue;
+            }
+            let len = match code {
+                t::LONGLONG | t::DOUBLE => 8,
+                t::LONG | t::INT24 | t::FLOAT => 4,
+                t::SHORT | t::YEAR => 2,
+                t::TINY => 1,
+                t::TIME | t::TIMESTAMP | t::DATE | t::DATETIME => {
+                    usize::from(*b.get(pos).ok_or_else(|| bad("row"))?) + 1
+                }
+                _ => lenenc(b, &mut pos).ok_or_else(|| bad("row"))?,
+            };
+            let v = b.get(pos..pos + len).ok_or_else(|| bad("row"))?;
+            pos += len;
+            f(i, Some(v))?;
+        }
+        Ok(())
+    }
+
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        i: usize,
+        v: Option<&[u8]>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match v {
+            None => Ok(py.None().into_bound(py)),
+            Some(bytes) => {
+                let (code, flags, collation) = self.set.kinds[i];
+                decode(py, code, flags, collation, bytes, self.set.raw.binary)
+            }
+        }
+    }
+}
+
+/// Rows per piece of a result decoded ahead on the loop thread.
+const STREAM_ROWS: usize = 4096;
+
+fn kinds_of(columns: &[MySqlColumn]) -> Vec<(u8, u16, u16)> {
+    columns
+        .iter()
+        .map(|c| {
+            let ti = c.type_info();
+            (ti.type_code(), ti.flag_bits(), ti.collation_id())
+        })
+        .collect()
+}
+
+/// On the loop thread: the rows of `set` as Records (or tuples), after
+/// those already made.
+fn decode_ahead(py: Python<'_>, set: &Arc<RawSet>, acc: &std::sync::Mutex<Streamed>, tuples: bool) {
+    let mut acc = acc.lock().unwrap_or_else(|p| p.into_inner());
+    if acc.error.is_some() || set.raw.is_empty() {
+        return;
+    }
+    if tuples {
+        acc.items.reserve(set.raw.len());
+        for index in 0..set.raw.len() {
+            let row = MyRow {
+                set: Arc::clone(set),
+                index,
+            };
+            let made = <MySql as Dialect>::values(py, &row)
+                .and_then(|v| PyTuple::new(py, v))
+                .map(|t| t.into_any().unbind());
+            match made {
+                Ok(t) => acc.items.push(t),
+                Err(e) => {
+                    acc.error = Some(e);
+                    return;
+                }
+            }
+        }
+        return;
+    }
+    let first = MyRow {
+        set: Arc::clone(set),
+        index: 0,
+    };
+    let desc = match &acc.desc {
+        Some(d) => Arc::clone(d),
+        None => match desc_of::<MySql>(py, &first) {
+            Ok(d) => {
+                acc.desc = Some(Arc::clone(&d));
+                d
+            }
+            Err(e) => {
+                acc.error = Some(e);
+                return;
+            }
+        },
+    };
+    acc.items.reserve(set.raw.len());
+    for index in 0..set.raw.len() {
+        let row = MyRow {
+            set: Arc::clone(set),
+            index,
+        };
+        match record::<MySql>(py, &desc, &row) {
+            Ok(r) => acc.items.push(r),
+            Err(e) => {
+                acc.error = Some(e);
+                return;
+            }
+        }
+    }
+}
+
+/// A length-encoded integer at `pos` (advanced past it).
+fn lenenc(b: &[u8], pos: &mut usize) -> Option<usize> {
+    let first = *b.get(*pos)?;
+    let width = match first {
+        0..=0xfa => {
+            *pos += 1;
+            return Some(usize::from(first));
+        }
+        0xfc => 2,
+        0xfd => 3,
+        0xfe => 8,
+        _ => return None,
+    };
+    let bytes = b.get(*pos + 1..*pos + 1 + width)?;
+    let mut buf = [0u8; 8];
+    buf[..width].copy_from_slice(bytes);
+    *pos += 1 + width;
+    usize::try_from(u64::from_le_bytes(buf)).ok()
+}
+
 async fn collect(
     conn: &mut MySqlConnection,
     sql: &str,
@@ -297,44 +471,68 @@ async fn collect(
     shape: Shape,
 ) -> Result<SqlOutput<MySql>> {
     let mut out = SqlOutput::new(shape);
-    let mut first_done = false;
-    {
-        let mut stream = if params.is_empty() {
-            // The text protocol (COM_QUERY), as aiomysql: any statement,
-            // several in one string.
-            conn.fetch_many(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())))
-        } else {
-            let args = bind(params)?;
-            conn.fetch_many(sqlx::query_with(AssertSqlSafe(sql.to_owned()), args))
-        };
-        while let Some(item) = stream.try_next().await.map_err(map_err)? {
-            match item {
-                Either::Left(done) => {
-                    if !first_done {
-                        out.affected = done.rows_affected();
-                        out.last_id = done.last_insert_id();
-                        first_done = true;
-                    }
+    // The text protocol (COM_QUERY) without arguments, as aiomysql: any
+    // statement, several in one string. With them, a prepared statement.
+    let args = if params.is_empty() {
+        None
+    } else {
+        Some(bind(params)?)
+    };
+    let binary = args.is_some();
+    let ahead = matches!(shape, Shape::All | Shape::Exec);
+    let raw = if ahead && crate::runtime::can_post_to_loop() {
+        // A large result is turned into Records (tuples for the DB-API) on
+        // the loop thread in pieces while the rest is still being received.
+        let tuples = matches!(shape, Shape::Exec);
+        let streamed = Arc::new(std::sync::Mutex::new(Streamed::default()));
+        let acc = Arc::clone(&streamed);
+        let mut on_rows =
+            move |cols: &Arc<Vec<MySqlColumn>>, data: &mut Vec<u8>, ends: &mut Vec<usize>| {
+                if ends.len() < STREAM_ROWS {
+                    return;
                 }
-                Either::Right(row) => {
-                    if !first_done {
-                        out.rows.push(row);
-                    }
-                }
-            }
-        }
+                let raw = RawResult {
+                    columns: Arc::clone(cols),
+                    has_result_set: true,
+                    binary,
+                    data: std::mem::take(data),
+                    ends: std::mem::take(ends),
+                    ..RawResult::default()
+                };
+                let set = Arc::new(RawSet {
+                    kinds: kinds_of(&raw.columns),
+                    raw,
+                });
+                let acc = Arc::clone(&acc);
+                let posted = crate::runtime::post_to_loop(Box::new(move |py| {
+                    decode_ahead(py, &set, &acc, tuples);
+                }));
+                debug_assert!(posted.is_ok(), "checked by can_post_to_loop");
+            };
+        out.streamed = Some(streamed);
+        conn.fetch_raw_with(sql, args, &mut on_rows)
+            .await
+            .map_err(map_err)?
+    } else {
+        conn.fetch_raw(sql, args).await.map_err(map_err)?
+    };
+    out.affected = raw.rows_affected;
+    out.last_id = raw.last_insert_id;
+    if raw.has_result_set && raw.is_empty() {
+        // `description` of a result set without rows.
+        out.columns = Some(raw.columns.to_vec());
     }
+    let kinds = kinds_of(&raw.columns);
+    let n = raw.len();
+    let set = Arc::new(RawSet { raw, kinds });
+    out.rows = (0..n)
+        .map(|index| MyRow {
+            set: Arc::clone(&set),
+            index,
+        })
+        .collect();
     if matches!(shape, Shape::Status) {
         out.status = status_of(sql, out.affected, out.rows.len());
-    }
-    if out.wants_columns(sql) {
-        // The statement's columns from the server (cached when prepared already).
-        if let Ok(stmt) = conn
-            .prepare(AssertSqlSafe(sql.to_owned()).into_sql_str())
-            .await
-        {
-            out.columns = Some(sqlx::Statement::columns(&stmt).to_vec());
-        }
     }
     Ok(out)
 }
@@ -408,35 +606,40 @@ impl Dialect for MySql {
         conn.set_skip_idle_ping(true);
     }
 
-    type OutRow = MySqlRow;
+    type OutRow = MyRow;
     type Header = Vec<MySqlColumn>;
 
-    fn names(row: &MySqlRow) -> Vec<&str> {
+    fn names(row: &MyRow) -> Vec<&str> {
         row.columns().iter().map(|c| c.name()).collect()
     }
 
-    fn width(row: &MySqlRow) -> usize {
-        row.columns().len()
+    fn width(row: &MyRow) -> usize {
+        row.set.kinds.len()
     }
 
-    fn header(row: &MySqlRow) -> Vec<MySqlColumn> {
+    fn header(row: &MyRow) -> Vec<MySqlColumn> {
         row.columns().to_vec()
     }
 
-    fn value<'py>(py: Python<'py>, row: &MySqlRow, i: usize) -> PyResult<Bound<'py, PyAny>> {
-        let v = row.try_get_raw(i).map_err(|e| PyErr::from(map_err(e)))?;
-        let Some(bytes) = v.raw() else {
-            return Ok(py.None().into_bound(py));
-        };
-        let ti = row.columns()[i].type_info();
-        decode(
-            py,
-            ti.type_code(),
-            ti.flag_bits(),
-            ti.collation_id(),
-            bytes,
-            v.is_binary(),
-        )
+    fn value<'py>(py: Python<'py>, row: &MyRow, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        let mut found = None;
+        row.each(|j, v| {
+            if j == i {
+                found = Some(v);
+            }
+            Ok(())
+        })?;
+        let v = found.ok_or_else(|| bad("row"))?;
+        row.decode(py, i, v)
+    }
+
+    fn values(py: Python<'_>, row: &MyRow) -> PyResult<Vec<Py<PyAny>>> {
+        let mut out = Vec::with_capacity(row.set.kinds.len());
+        row.each(|i, v| {
+            out.push(row.decode(py, i, v)?.unbind());
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     fn describe<'py>(py: Python<'py>, columns: &Vec<MySqlColumn>) -> PyResult<Bound<'py, PyTuple>> {
@@ -511,6 +714,38 @@ fn bad(what: &str) -> PyErr {
     Error::Interface(format!("malformed {what} value from the server")).into()
 }
 
+/// A decimal integer of up to 18 digits (fits any i64), else None.
+fn ascii_int(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// A str from UTF-8 bytes (one validation, CPython's).
+fn py_str<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let len = pyo3::ffi::Py_ssize_t::try_from(b.len()).map_err(|_| bad("text"))?;
+    // SAFETY: `b` is valid for `len` bytes; the result is a new reference or NULL.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyUnicode_DecodeUTF8(b.as_ptr().cast(), len, c"strict".as_ptr()),
+        )
+    }
+    .map_err(|_| bad("text"))
+}
+
 fn text_str(b: &[u8]) -> PyResult<&str> {
     std::str::from_utf8(b).map_err(|_| bad("text"))
 }
@@ -523,6 +758,9 @@ fn int_value<'py>(
     binary: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     if !binary {
+        if let Some(v) = ascii_int(b) {
+            return v.into_bound_py_any(py);
+        }
         let s = text_str(b)?;
         return if unsigned {
             s.parse::<u64>()
@@ -588,7 +826,52 @@ fn stamp_binary(b: &[u8]) -> PyResult<Stamp> {
     Ok(st)
 }
 
+/// `YYYY-MM-DD[ HH:MM:SS[.ffffff]]` as the server writes it, without
+/// splitting strings.
+fn stamp_fixed(b: &[u8]) -> Option<Stamp> {
+    fn num(d: &[u8]) -> Option<u32> {
+        d.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    }
+    let date_ok = b.len() >= 10 && b[4] == b'-' && b[7] == b'-';
+    if !date_ok {
+        return None;
+    }
+    let mut st = Stamp {
+        y: num(&b[0..4])? as i32,
+        mo: num(&b[5..7])? as u8,
+        d: num(&b[8..10])? as u8,
+        h: 0,
+        mi: 0,
+        s: 0,
+        us: 0,
+    };
+    match b.len() {
+        10 => {}
+        19.. if b[10] == b' ' && b[13] == b':' && b[16] == b':' => {
+            st.h = num(&b[11..13])? as u8;
+            st.mi = num(&b[14..16])? as u8;
+            st.s = num(&b[17..19])? as u8;
+            match b.get(19) {
+                None => {}
+                Some(b'.') if (21..=26).contains(&b.len()) => {
+                    let frac = &b[20..];
+                    st.us = num(frac)? * 10u32.pow(6 - frac.len() as u32);
+                }
+                Some(_) => return None,
+            }
+        }
+        _ => return None,
+    }
+    Some(st)
+}
+
 fn stamp_text(s: &str) -> Option<Stamp> {
+    stamp_fixed(s.as_bytes()).or_else(|| stamp_split(s))
+}
+
+fn stamp_split(s: &str) -> Option<Stamp> {
     let (date, time) = s.split_once(' ').unwrap_or((s, ""));
     let mut dp = date.splitn(3, '-');
     let y = dp.next()?.parse().ok()?;
@@ -753,9 +1036,9 @@ fn decode<'py>(
         t::DATE | t::DATETIME | t::TIMESTAMP => stamp_value(py, code, b, binary),
         t::TIME => time_value(py, b, binary),
         t::BIT => Ok(PyBytes::new(py, b).into_any()),
-        t::JSON => Ok(PyString::new(py, text_str(b)?).into_any()),
+        t::JSON => py_str(py, b),
         _ if collation == BINARY_COLLATION => Ok(PyBytes::new(py, b).into_any()),
-        _ => Ok(PyString::new(py, text_str(b)?).into_any()),
+        _ => py_str(py, b),
     }
 }
 
@@ -773,6 +1056,30 @@ mod tests {
         assert!(values_group("UPDATE t SET a = ?").is_none());
         assert!(values_group("INSERT INTO t SELECT * FROM u WHERE a = ?").is_none());
         assert!(values_group("INSERT INTO t VALUES (?, NOW())").is_none());
+    }
+
+    #[test]
+    fn fixed_stamps_parse_as_split_ones() {
+        let key = |st: Stamp| (st.y, st.mo, st.d, st.h, st.mi, st.s, st.us);
+        for text in [
+            "2024-01-02",
+            "2024-01-02 03:04:05",
+            "2024-01-02 03:04:05.5",
+            "2024-01-02 23:59:59.123456",
+            "0000-00-00 00:00:00",
+        ] {
+            let fast = stamp_fixed(text.as_bytes()).map(key);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, stamp_split(text).map(key), "{text}");
+        }
+        for text in [
+            "2024-1-2",
+            "2024-01-02T03:04:05",
+            "2024-01-02 03:04:05.",
+            "x",
+        ] {
+            assert!(stamp_fixed(text.as_bytes()).is_none(), "{text}");
+        }
     }
 
     #[test]

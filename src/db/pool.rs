@@ -325,8 +325,10 @@ where
 {
     pool.check()?;
     let pool = Arc::clone(pool);
+    // Boxed on tokio: the query's future is kilobytes, and moving it
+    // around on the event-loop thread was a large share of a point select.
     future_into_py(py, async move {
-        pool.query(query, params, shape, timeout).await
+        Box::pin(pool.query(query, params, shape, timeout)).await
     })
 }
 

@@ -9,7 +9,6 @@ use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyType};
-use pyo3::IntoPyObjectExt;
 use pyo3::PyTypeInfo;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -622,13 +621,15 @@ fn make_record(
         .enumerate()
         .map(|(i, dec)| decode_value(py, row, i, dec, json).map(Bound::unbind))
         .collect::<PyResult<Vec<_>>>()?;
-    let record = Record {
-        desc: Arc::clone(desc),
-        values: values.into_boxed_slice(),
-    };
     match cls {
-        None => record.into_py_any(py),
-        Some(rc) => Ok(rc.new.call1((&rc.cls, Bound::new(py, record)?))?.unbind()),
+        None => Record::new_py(py, Arc::clone(desc), values.into_boxed_slice()),
+        Some(rc) => {
+            let record = Record {
+                desc: Arc::clone(desc),
+                values: values.into_boxed_slice(),
+            };
+            Ok(rc.new.call1((&rc.cls, Bound::new(py, record)?))?.unbind())
+        }
     }
 }
 

@@ -37,29 +37,27 @@ pub struct Record {
 }
 
 impl Record {
-    /// The Record as a Python object. When every value is an atom (None,
-    /// bool, int, float, str, bytes) it cannot be part of a reference cycle,
-    /// so it is taken off the cycle collector's lists, as CPython does for
-    /// such tuples: a large result then costs the collector nothing.
-    pub(crate) fn into_py_record(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let atoms = self.values.iter().all(|v| {
-            let p = v.as_ptr();
-            // SAFETY: type checks on a live object.
-            unsafe {
-                p == pyo3::ffi::Py_None()
-                    || pyo3::ffi::PyLong_Check(p) != 0
-                    || pyo3::ffi::PyFloat_CheckExact(p) != 0
-                    || pyo3::ffi::PyUnicode_CheckExact(p) != 0
-                    || pyo3::ffi::PyBytes_CheckExact(p) != 0
-            }
-        });
-        let obj = self.into_py_any(py)?;
-        if atoms {
-            // SAFETY: a freshly created, tracked GC object that holds only
-            // atoms; untracking is undone by nothing and dealloc copes.
+    /// A new Record as a Python object, left out of the cyclic GC when none
+    /// of its values is tracked there (CPython does the same for such
+    /// tuples): a frozen Record of plain values cannot be part of a cycle,
+    /// and 100,000 fresh tracked Records made the collector run over and
+    /// over during one fetch.
+    pub(crate) fn new_py(
+        py: Python<'_>,
+        desc: Arc<RecordDesc>,
+        values: Box<[Py<PyAny>]>,
+    ) -> PyResult<Py<PyAny>> {
+        // SAFETY: the pointers are live objects owned by `values`.
+        let plain = values
+            .iter()
+            .all(|v| unsafe { pyo3::ffi::PyObject_GC_IsTracked(v.as_ptr()) } == 0);
+        let obj = Py::new(py, Record { desc, values })?;
+        if plain {
+            // SAFETY: a live GC object of ours; untracking is always allowed
+            // (its dealloc untracks again, which is a no-op).
             unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) };
         }
-        Ok(obj)
+        Ok(obj.into_any())
     }
 
     fn position(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {

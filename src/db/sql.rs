@@ -85,6 +85,14 @@ where
     /// One value of a row as a Python object.
     fn value<'py>(py: Python<'py>, row: &Self::OutRow, i: usize) -> PyResult<Bound<'py, PyAny>>;
 
+    /// Every value of a row, in column order (a backend may decode the row
+    /// in one pass).
+    fn values(py: Python<'_>, row: &Self::OutRow) -> PyResult<Vec<Py<PyAny>>> {
+        (0..Self::width(row))
+            .map(|i| Self::value(py, row, i).map(Bound::unbind))
+            .collect()
+    }
+
     /// The DB-API `description` of a result's columns (7-tuples).
     fn describe<'py>(py: Python<'py>, header: &Self::Header) -> PyResult<Bound<'py, PyTuple>>;
 
@@ -105,6 +113,17 @@ where
     pub(crate) shape: Shape,
     /// The columns of a result set that had no rows (for `description`).
     pub(crate) columns: Option<D::Header>,
+    /// Records (`fetch`) or tuples (DB-API cursors) of the leading rows,
+    /// made on the loop thread while the rest was received.
+    pub(crate) streamed: Option<Arc<std::sync::Mutex<Streamed>>>,
+}
+
+/// Records made ahead of a result's completion (see `runtime::post_to_loop`).
+#[derive(Default)]
+pub(crate) struct Streamed {
+    pub(crate) desc: Option<Arc<RecordDesc>>,
+    pub(crate) items: Vec<Py<PyAny>>,
+    pub(crate) error: Option<PyErr>,
 }
 
 impl<D: Dialect> SqlOutput<D>
@@ -119,6 +138,7 @@ where
             status: String::new(),
             shape,
             columns: None,
+            streamed: None,
         }
     }
 
@@ -165,6 +185,24 @@ pub(crate) fn status_of(sql: &str, affected: u64, rows: usize) -> String {
     }
 }
 
+impl<D: Dialect> SqlOutput<D>
+where
+    D::Connection: Session,
+{
+    /// The rows already made on the loop thread (and their RecordDesc), or
+    /// the error that stopped making them.
+    fn take_streamed(&self) -> PyResult<Streamed> {
+        let Some(s) = &self.streamed else {
+            return Ok(Streamed::default());
+        };
+        let mut s = std::mem::take(&mut *s.lock().unwrap_or_else(|p| p.into_inner()));
+        match s.error.take() {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
+    }
+}
+
 impl<'py, D: Dialect> IntoPyObject<'py> for SqlOutput<D>
 where
     D::Connection: Session,
@@ -177,15 +215,18 @@ where
         match self.shape {
             Shape::Status => Ok(PyString::new(py, &self.status).into_any()),
             Shape::All => {
-                let Some(first) = self.rows.first() else {
-                    return Ok(PyList::empty(py).into_any());
+                let Streamed {
+                    mut items, desc, ..
+                } = self.take_streamed()?;
+                let desc = match (desc, self.rows.first()) {
+                    (Some(d), _) => d,
+                    (None, Some(first)) => desc_of::<D>(py, first)?,
+                    (None, None) => return Ok(PyList::new(py, items)?.into_any()),
                 };
-                let desc = desc_of::<D>(py, first)?;
-                let items = self
-                    .rows
-                    .iter()
-                    .map(|row| record::<D>(py, &desc, row))
-                    .collect::<PyResult<Vec<_>>>()?;
+                items.reserve(self.rows.len());
+                for row in &self.rows {
+                    items.push(record::<D>(py, &desc, row)?);
+                }
                 Ok(PyList::new(py, items)?.into_any())
             }
             Shape::Row => match self.rows.first() {
@@ -213,16 +254,11 @@ where
                         None => py.None().into_bound(py),
                     },
                 };
-                let rows = self
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        let values = (0..D::width(row))
-                            .map(|i| D::value(py, row, i))
-                            .collect::<PyResult<Vec<_>>>()?;
-                        PyTuple::new(py, values)
-                    })
-                    .collect::<PyResult<Vec<_>>>()?;
+                let mut rows = self.take_streamed()?.items;
+                rows.reserve(self.rows.len());
+                for row in &self.rows {
+                    rows.push(PyTuple::new(py, D::values(py, row)?)?.into_any().unbind());
+                }
                 let rowcount = if description.is_none() {
                     self.affected
                 } else {
@@ -234,14 +270,14 @@ where
     }
 }
 
-fn desc_of<D: Dialect>(py: Python<'_>, row: &D::OutRow) -> PyResult<Arc<RecordDesc>>
+pub(crate) fn desc_of<D: Dialect>(py: Python<'_>, row: &D::OutRow) -> PyResult<Arc<RecordDesc>>
 where
     D::Connection: Session,
 {
     RecordDesc::new(py, &D::names(row))
 }
 
-fn record<D: Dialect>(
+pub(crate) fn record<D: Dialect>(
     py: Python<'_>,
     desc: &Arc<RecordDesc>,
     row: &D::OutRow,
@@ -249,14 +285,8 @@ fn record<D: Dialect>(
 where
     D::Connection: Session,
 {
-    let values = (0..D::width(row))
-        .map(|i| D::value(py, row, i).map(Bound::unbind))
-        .collect::<PyResult<Vec<_>>>()?;
-    Record {
-        desc: Arc::clone(desc),
-        values: values.into_boxed_slice(),
-    }
-    .into_py_record(py)
+    let values = D::values(py, row)?;
+    Record::new_py(py, Arc::clone(desc), values.into_boxed_slice())
 }
 
 /// Per-pool / per-connection settings of a MySQL or SQLite session.
@@ -487,12 +517,13 @@ where
         }
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
         let _w = Waiting(&self.stats.waiting);
-        let acquire = self.pool.acquire();
+        // No `acquire` local: it would be kept in this future beside the
+        // Timeout that owns it (sqlx's acquire future is kilobytes).
         let got = match timeout.or(self.acquire_timeout) {
-            Some(t) => tokio::time::timeout(t, acquire)
+            Some(t) => tokio::time::timeout(t, self.pool.acquire())
                 .await
                 .unwrap_or(Err(sqlx::Error::PoolTimedOut)),
-            None => acquire.await,
+            None => self.pool.acquire().await,
         };
         self.stats.count_acquire(&got);
         got.map_err(D::map_err)

@@ -968,11 +968,11 @@ fn records_of(
             };
             values.push(v.unbind());
         }
-        let record = Record {
-            desc: Arc::clone(&desc),
-            values: values.into_boxed_slice(),
-        };
-        records.push(record.into_py_record(py)?);
+        records.push(Record::new_py(
+            py,
+            Arc::clone(&desc),
+            values.into_boxed_slice(),
+        )?);
     }
     Ok(())
 }

@@ -40,6 +40,8 @@ mod testing;
 pub use arguments::MySqlArguments;
 pub use column::MySqlColumn;
 pub use connection::MySqlConnection;
+// fastio patch: `MySqlConnection::fetch_raw`'s result.
+pub use connection::{OnRows, RawResult};
 pub use database::MySql;
 pub use error::MySqlDatabaseError;
 pub use options::{MySqlConnectOptions, MySqlSslMode};

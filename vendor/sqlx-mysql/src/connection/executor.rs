@@ -26,7 +26,8 @@ use sqlx_core::sql_str::SqlStr;
 use std::{pin::pin, sync::Arc};
 
 impl MySqlConnection {
-    async fn prepare_statement(
+    // fastio patch: pub(crate) for `fetch_raw` (raw.rs).
+    pub(crate) async fn prepare_statement(
         &mut self,
         sql: &str,
     ) -> Result<(u32, MySqlStatementMetadata), Error> {
@@ -73,7 +74,7 @@ impl MySqlConnection {
         Ok((id, metadata))
     }
 
-    async fn get_or_prepare_statement(
+    pub(crate) async fn get_or_prepare_statement(
         &mut self,
         sql: &str,
     ) -> Result<(u32, MySqlStatementMetadata), Error> {
@@ -389,7 +390,8 @@ impl<'c> Executor<'c> for &'c mut MySqlConnection {
     }
 }
 
-fn recv_next_result_column(def: &ColumnDefinition, ordinal: usize) -> Result<MySqlColumn, Error> {
+// fastio patch: pub(super) for `fetch_raw` (raw.rs).
+pub(super) fn recv_next_result_column(def: &ColumnDefinition, ordinal: usize) -> Result<MySqlColumn, Error> {
     // if the alias is empty, use the alias
     // only then use the name
     let column_name = def.name()?;

@@ -4,6 +4,7 @@ use std::future::Future;
 pub(crate) use sqlx_core::connection::*;
 use sqlx_core::sql_str::SqlSafeStr;
 pub(crate) use stream::{MySqlStream, Waiting};
+pub use raw::{OnRows, RawResult};
 
 use crate::collation::Collation;
 use crate::common::StatementCache;
@@ -18,6 +19,8 @@ use crate::{MySql, MySqlConnectOptions};
 mod auth;
 mod establish;
 mod executor;
+// fastio patch: a whole result set read into one buffer.
+mod raw;
 mod stream;
 mod tls;
 
