@@ -1092,6 +1092,31 @@ async def test_cancelled_copy_leaves_the_connection_clean(pg_server: Any) -> Non
         await conn.close()
 
 
+async def test_timed_out_copy_records_changes_nothing_and_keeps_the_connection(
+    pg_server: Any,
+) -> None:
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id int, pad text, score float8)")
+        pad = "p" * 100
+        rows = [(i, pad, 0.5) for i in range(500_000)]
+        pid = conn.get_server_pid()
+        for limit in (0.02, 0.1):
+            # The COPY is cut off while its data is being sent: it ends with
+            # CopyFail (a backend waiting for COPY data does not see a
+            # CancelRequest), so the connection is back at once, unchanged.
+            with pytest.raises(asyncio.TimeoutError):
+                await conn.copy_records_to_table(t, records=rows, timeout=limit)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.copy_records_to_table(t, records=rows), limit)
+            assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 0
+        assert not conn.is_closed() and conn.get_server_pid() == pid
+        assert await conn.copy_records_to_table(t, records=rows[:10]) == "COPY 10"
+    finally:
+        await conn.close()
+
+
 # --------------------------------------------------- stale cached statements
 
 

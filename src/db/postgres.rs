@@ -715,6 +715,10 @@ pub(crate) async fn copy_records(
         if data.done {
             break;
         }
+        // The socket rarely makes the task wait: yield so that a timeout or
+        // a cancellation stops the COPY here (its data phase then ends with
+        // CopyFail), not after all the data went out.
+        tokio::task::yield_now().await;
     }
     let tag = conn.copy_in_finish().await.map_err(err)?;
     conn.count_query();
@@ -794,6 +798,8 @@ pub(crate) async fn copy_in(
         // Sent in pieces: each becomes one CopyData message.
         for piece in chunk.chunks(1 << 20) {
             conn.copy_in_send(piece).await.map_err(err)?;
+            // As in `copy_records`: a cancellation stops the data here.
+            tokio::task::yield_now().await;
         }
     }
     let tag = conn.copy_in_finish().await.map_err(err)?;

@@ -143,6 +143,7 @@ impl PgConnection {
                 skip_idle_ping: false,
                 fastio_fresh: true,
                 fastio_queries: 0,
+                fastio_copy_in: false,
                 transaction_status,
                 transaction_depth: 0,
                 pending_ready_for_query_count: 0,
