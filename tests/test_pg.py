@@ -758,6 +758,117 @@ async def test_copy_records_to_table(pg_server: Any) -> None:
         await pool.close()
 
 
+async def test_batch_errors_late_in_large_batches_change_nothing(pg_server: Any) -> None:
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    insert = f"INSERT INTO {t} VALUES ($1, $2, $3)"
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id int, name text NOT NULL, score float8)")
+        rows: list[Any] = [(i, f"name {i}", i * 0.5) for i in range(100_000)]
+        rows[90_000] = (90_000, "x", "not a float")
+        reason = "'not a float' (expected a float, got 'str')"
+        # COPY streams the data while it encodes it: most of it is sent when
+        # the bad value is reached, and the COPY fails as a whole.
+        with pytest.raises(exc.DataError) as info:
+            await conn.copy_records_to_table(t, records=rows)
+        assert str(info.value) == f'invalid input for column "score" of record 90000: {reason}'
+        with pytest.raises(exc.DataError) as info:
+            await conn.executemany(insert, rows)
+        assert str(info.value) == f"invalid input for query argument $3: {reason}"
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 0
+        # The server's own error late in the data.
+        rows[90_000] = (90_000, None, 1.0)
+        with pytest.raises(exc.NotNullViolationError):
+            await conn.copy_records_to_table(t, records=rows)
+        with pytest.raises(exc.NotNullViolationError):
+            await conn.executemany(insert, rows)
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 0
+        # In a transaction, a value that does not fit fails before anything
+        # is sent: the transaction goes on.
+        rows[90_000] = (90_000, "x", "not a float")
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {t} VALUES (-1, 'kept', 0)")
+            with pytest.raises(exc.DataError, match="record 90000"):
+                await conn.copy_records_to_table(t, records=rows)
+            with pytest.raises(exc.DataError, match=r"argument \$3"):
+                await conn.executemany(insert, rows)
+            await conn.execute(f"INSERT INTO {t} VALUES (-2, 'kept', 0)")
+            rows[90_000] = (90_000, "x", 2.5)
+            assert await conn.copy_records_to_table(t, records=rows) == "COPY 100000"
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 100_002
+        assert await conn.fetchval(f"SELECT sum(score) FROM {t}") == sum(r[2] for r in rows)
+    finally:
+        await conn.close()
+
+
+async def test_batch_rows_of_any_sequence_and_of_the_wrong_length(pg_server: Any) -> None:
+    import collections
+
+    class Seq:
+        def __init__(self, *v: Any) -> None:
+            self.v = v
+
+        def __iter__(self) -> Any:
+            return iter(self.v)
+
+    Row = collections.namedtuple("Row", "id name score")
+    t = table()
+    pool = await pool_for(pg_server)
+    insert = f"INSERT INTO {t} VALUES ($1, $2, $3)"
+    try:
+        await pool.execute(f"CREATE TABLE {t} (id int, name text, score float8)")
+        rows = [(1, "a", 1.0), [2, "b", None], Row(3, "c", 3), Seq(4, None, 4.5)]
+        await pool.executemany(insert, rows)
+        await pool.executemany(insert, (r for r in rows))
+        assert await pool.copy_records_to_table(t, records=rows) == "COPY 4"
+        assert await pool.copy_records_to_table(t, records=tuple(rows)) == "COPY 4"
+        async with pool.acquire() as conn:
+            assert await conn.copy_records_to_table(t, records=iter(rows)) == "COPY 4"
+        got = await pool.fetch(f"SELECT * FROM {t} ORDER BY id, name")
+        assert [tuple(r) for r in got[::5]] == [
+            (1, "a", 1.0),
+            (2, "b", None),
+            (3, "c", 3.0),
+            (4, None, 4.5),
+        ]
+        assert len(got) == 20
+        with pytest.raises(
+            fastio.InterfaceError,
+            match=r"^the server expects 3 arguments for this query, 2 were passed$",
+        ):
+            await pool.executemany(insert, [(5, "e", 5.0), (6, "f")])
+        with pytest.raises(fastio.InterfaceError, match="4 were passed"):
+            await pool.executemany(insert, [(7, "g", 7.0, 8)])
+        with pytest.raises(
+            exc.DataError,
+            match=r"^copy_records_to_table\(\): record 1 has 2 values, the table has 3 columns$",
+        ):
+            await pool.copy_records_to_table(t, records=[(5, "e", 5.0), (6, "f")])
+        with pytest.raises(exc.DataError, match="record 0 has 4 values"):
+            await pool.copy_records_to_table(t, records=[Seq(7, "g", 7.0, 8)])
+        with pytest.raises(TypeError, match="iterable of argument sequences"):
+            await pool.executemany(insert, ["abc"])
+        with pytest.raises(TypeError, match="not iterable"):
+            await pool.copy_records_to_table(t, records=[5])
+        with pytest.raises(TypeError):
+            await pool.executemany(insert, 5)
+        # Ints out of their column's range, NULLs in every column.
+        with pytest.raises(exc.DataError) as info:
+            await pool.executemany(insert, [(2**31, "x", 1.0)])
+        assert str(info.value) == (
+            "invalid input for query argument $1: 2147483648 (value out of int32 range)"
+        )
+        with pytest.raises(exc.DataError) as info:
+            await pool.copy_records_to_table(t, records=[(None, None, None), (-(2**70), "x", 1)])
+        assert str(info.value) == (
+            'invalid input for column "id" of record 1: -1180591620717411303424'
+            " (value out of int32 range)"
+        )
+        assert await pool.fetchval(f"SELECT count(*) FROM {t}") == 20
+    finally:
+        await pool.close()
+
+
 async def test_network_mac_and_timetz_types_match_asyncpg(pg_server: Any) -> None:
     import ipaddress
 
@@ -977,6 +1088,31 @@ async def test_cancelled_copy_leaves_the_connection_clean(pg_server: Any) -> Non
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(conn.copy_from_query(big, output=io.BytesIO()), 0.2)
         assert await conn.fetchval("SELECT 'clean'") == "clean"
+    finally:
+        await conn.close()
+
+
+async def test_timed_out_copy_records_changes_nothing_and_keeps_the_connection(
+    pg_server: Any,
+) -> None:
+    t = table()
+    conn = await fastio.connect(pg_server.dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id int, pad text, score float8)")
+        pad = "p" * 100
+        rows = [(i, pad, 0.5) for i in range(500_000)]
+        pid = conn.get_server_pid()
+        for limit in (0.02, 0.1):
+            # The COPY is cut off while its data is being sent: it ends with
+            # CopyFail (a backend waiting for COPY data does not see a
+            # CancelRequest), so the connection is back at once, unchanged.
+            with pytest.raises(asyncio.TimeoutError):
+                await conn.copy_records_to_table(t, records=rows, timeout=limit)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.copy_records_to_table(t, records=rows), limit)
+            assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 0
+        assert not conn.is_closed() and conn.get_server_pid() == pid
+        assert await conn.copy_records_to_table(t, records=rows[:10]) == "COPY 10"
     finally:
         await conn.close()
 

@@ -407,3 +407,214 @@ async def test_domains_are_their_base_type_and_enums_are_str(pg_server: Any) -> 
             f"DROP TYPE IF EXISTS {mood}"
         )
         await conn.close()
+
+
+# ------------------------------------- executemany and COPY: the batch encoder
+
+_no_nul_text = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=8
+)
+_json_text = st.sampled_from(['{"a": 1}', "[1, 2.5]", '"s"', "null"])
+
+
+class _Int(int):
+    """An int subclass: not the batch encoder's exact type."""
+
+
+class _Str(str):
+    pass
+
+
+# (column, type, values it takes: of the exact types the batch encoder reads
+# directly and of other types the single-query path accepts, values it
+# rejects). Every column also takes None.
+_COLUMNS: list[tuple[str, str, Any, Any]] = [
+    (
+        "i2",
+        "int2",
+        st.integers(-(2**15), 2**15 - 1) | st.integers(0, 9).map(_Int),
+        st.integers(2**15, 2**70) | st.booleans() | _no_nul_text | st.floats(),
+    ),
+    ("i4", "int4", st.integers(-(2**31), 2**31 - 1), st.integers(2**31, 2**33)),
+    (
+        "i8",
+        "int8",
+        st.integers(-(2**63), 2**63 - 1),
+        st.integers(2**63, 2**65) | st.decimals(allow_nan=False, places=0),
+    ),
+    (
+        "f4",
+        "float4",
+        st.floats(width=32, allow_nan=False) | st.integers(-(2**40), 2**40),
+        st.integers(2**64, 2**70) | _no_nul_text,
+    ),
+    (
+        "f8",
+        "float8",
+        st.floats(allow_nan=False) | st.integers(-(2**62), 2**62),
+        st.booleans() | st.decimals(allow_nan=False),
+    ),
+    (
+        "n",
+        "numeric",
+        st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**20), max_value=10**20)
+        | st.integers(-(10**30), 10**30)
+        | st.floats(allow_nan=False, allow_infinity=False, width=32),
+        _no_nul_text | st.booleans(),
+    ),
+    ("t", "text", _no_nul_text | _no_nul_text.map(_Str), st.integers(0, 5) | st.binary()),
+    ("vc", "varchar", _no_nul_text, st.floats()),
+    ("b", "bool", st.booleans(), st.integers(0, 1)),
+    (
+        "by",
+        "bytea",
+        st.binary(max_size=8) | st.binary(max_size=8).map(bytearray),
+        _no_nul_text,
+    ),
+    (
+        "d",
+        "date",
+        st.dates() | st.datetimes(min_value=datetime.datetime(1, 1, 2)) | st.just("2024-02-29"),
+        st.sampled_from(["2023-02-29", "x"]) | st.integers(),
+    ),
+    (
+        "ts",
+        "timestamp",
+        st.datetimes(min_value=datetime.datetime(1, 1, 2))
+        | st.dates(min_value=datetime.date(1, 1, 2)),
+        st.integers() | st.times(),
+    ),
+    (
+        "tz",
+        "timestamptz",
+        st.datetimes(min_value=datetime.datetime(1, 1, 2), timezones=st.timezones())
+        | st.datetimes(min_value=datetime.datetime(1, 1, 2)),
+        _no_nul_text,
+    ),
+    ("tm", "time", st.times(), st.timedeltas()),
+    (
+        "iv",
+        "interval",
+        st.timedeltas(
+            min_value=datetime.timedelta(days=-(10**6)),
+            max_value=datetime.timedelta(days=10**6),
+        ),
+        st.times() | st.integers(),
+    ),
+    ("u", "uuid", st.uuids() | st.uuids().map(str), st.sampled_from(["not-a-uuid", 7])),
+    (
+        "j",
+        "json",
+        _json_text | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+        st.binary(min_size=1),
+    ),
+    ("jb", "jsonb", _json_text | st.lists(st.integers(), max_size=3), st.dates()),
+    (
+        "ia",
+        "int4[]",
+        st.lists(st.none() | st.integers(-(2**31), 2**31 - 1), max_size=4)
+        | st.lists(st.integers(0, 9), max_size=3).map(tuple)
+        | st.lists(st.lists(st.integers(0, 9), min_size=2, max_size=2), max_size=3),
+        st.lists(st.integers(2**31, 2**32), min_size=1, max_size=2)
+        | st.lists(st.text(max_size=1), min_size=1, max_size=2)
+        | st.just([[1, 2], [3]])
+        | st.just([[1], 2])
+        | st.integers(),
+    ),
+    (
+        "ta",
+        "text[]",
+        st.lists(st.none() | _no_nul_text, max_size=3),
+        st.lists(st.integers(), min_size=1, max_size=2),
+    ),
+    (
+        "fa",
+        "float8[]",
+        st.lists(st.floats(allow_nan=False) | st.integers(0, 9), max_size=3),
+        st.lists(_no_nul_text, min_size=1, max_size=2),
+    ),
+]
+
+
+@st.composite
+def _row(draw: Any, bad: bool) -> tuple[Any, ...]:
+    """A row of valid values or None; with `bad`, one column's value is one
+    its type rejects."""
+    row = [draw(st.none() | ok) for _, _, ok, _ in _COLUMNS]
+    if bad:
+        i = draw(st.integers(0, len(_COLUMNS) - 1))
+        row[i] = draw(_COLUMNS[i][3])
+    return tuple(row)
+
+
+def _outcome(aw: Any) -> Any:
+    """`await aw`, or the error it raised (class and message)."""
+
+    async def run() -> Any:
+        try:
+            await aw
+        except Exception as e:
+            return (type(e), str(e))
+        return None
+
+    return run()
+
+
+@pytest.fixture(scope="module")
+def batch_tables(db: Session) -> Iterator[list[str]]:
+    names = [f"batch_{kind}_{os.getpid()}" for kind in ("one", "many", "copy")]
+    cols = ", ".join(f"{c} {t}" for c, t, _, _ in _COLUMNS)
+    for name in names:
+        db.run(db.conn.execute(f"DROP TABLE IF EXISTS {name}; CREATE TABLE {name} (k int, {cols})"))
+    yield names
+    db.run(db.conn.execute("; ".join(f"DROP TABLE {n}" for n in names)))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(_row(bad=False), max_size=3)
+    | st.tuples(
+        st.lists(_row(bad=False), max_size=2), _row(bad=True), st.lists(_row(bad=False), max_size=2)
+    ).map(lambda t: [*t[0], t[1], *t[2]])
+)
+def test_executemany_and_copy_send_what_a_single_query_sends(
+    db: Session, batch_tables: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """The batch paths encode straight from the Python values; whatever the
+    values, the rows stored (or the error raised) are those of `execute`."""
+    one, many, copy = batch_tables
+    conn = db.conn
+    db.run(conn.execute(f"TRUNCATE {one}, {many}, {copy}"))
+    cols = ["k"] + [c for c, _, _, _ in _COLUMNS]
+    marks = ", ".join(f"${i + 1}" for i in range(len(cols)))
+    keyed = [(k, *row) for k, row in enumerate(rows)]
+    single_error, record = None, 0
+    for row in keyed:
+        single_error = db.run(_outcome(conn.execute(f"INSERT INTO {one} VALUES ({marks})", *row)))
+        if single_error is not None:
+            record = row[0]
+            break
+    many_error = db.run(_outcome(conn.executemany(f"INSERT INTO {many} VALUES ({marks})", keyed)))
+    copy_error = db.run(_outcome(conn.copy_records_to_table(copy, records=keyed)))
+    assert many_error == single_error
+    if single_error is None:
+        assert copy_error is None
+        stored = [
+            [tuple(r) for r in db.run(conn.fetch(f"SELECT * FROM {t} ORDER BY k"))]
+            for t in batch_tables
+        ]
+        assert stored[0] == stored[1] == stored[2]
+        assert len(stored[0]) == len(rows)
+        return
+    assert single_error[0] is exc.DataError
+    # The same reason, worded for COPY: the column and the record.
+    head, tail = single_error[1].split(": ", 1)
+    arg = int(head.rsplit("$", 1)[1])
+    assert copy_error == (
+        exc.DataError,
+        f'invalid input for column "{cols[arg - 1]}" of record {record}: {tail}',
+    )
+    counts = [db.run(conn.fetchval(f"SELECT count(*) FROM {t}")) for t in (many, copy)]
+    assert counts == [0, 0]

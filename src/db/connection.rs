@@ -17,6 +17,7 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::codec::custom::{TypeCodec, TypeCodecs};
 use super::codec::from_python::Param;
+use super::codec::py_wire::PyRows;
 use super::codec::to_python::JsonMode;
 use super::pool::PoolInner;
 use super::postgres::{self, recover, CancelKey, Shape};
@@ -502,11 +503,11 @@ impl ConnInner {
     pub(crate) async fn query_many(
         &self,
         sql: String,
-        batch: Vec<Vec<Param>>,
+        rows: PyRows,
         timeout: Option<Duration>,
     ) -> Result<()> {
         let run = self.locked(timeout, async |pg| {
-            postgres::run_many(pg, &sql, &batch).await
+            postgres::run_many(pg, &sql, &rows).await
         });
         match &self.pool {
             Some(pool) => pool.metrics.timed(&sql, run).await,
@@ -546,7 +547,7 @@ impl ConnInner {
         table: String,
         schema: Option<String>,
         columns: Option<Vec<String>>,
-        records: Vec<Vec<Param>>,
+        records: PyRows,
         timeout: Option<Duration>,
     ) -> Result<String> {
         self.locked(timeout, async |pg| {
@@ -900,19 +901,20 @@ impl Connection {
         args: &Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let batch = match &self.kind {
-            ConnKind::Pg(c) => c.settings.batch(args)?,
-            _ => batch_of(args)?,
-        };
-        let timeout = timeout_arg("timeout", timeout)?;
         by_session!(&self.kind, c => pg: {
+            let rows = PyRows::of(args)?;
+            let timeout = timeout_arg("timeout", timeout)?;
             check_fork(c.settings.generation, "this connection")?;
             let inner = Arc::clone(c);
             future_into_py(py, async move {
-                inner.query_many(command, batch, timeout).await?;
+                inner.query_many(command, rows, timeout).await?;
                 Ok(ReturnNone)
             })
-        }, sql: sql_many(py, c, command, batch, timeout))
+        }, sql: {
+            let batch = batch_of(args)?;
+            let timeout = timeout_arg("timeout", timeout)?;
+            sql_many(py, c, command, batch, timeout)
+        })
     }
 
     /// Closes the connection (a pooled one is closed, not returned).
@@ -1044,7 +1046,7 @@ impl Connection {
         schema_name: Option<String>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let rows = batch_of(records)?;
+        let rows = PyRows::of(records)?;
         let timeout = timeout_arg("timeout", timeout)?;
         let inner = Arc::clone(self.pg("copy_records_to_table")?);
         future_into_py(py, async move {

@@ -13,6 +13,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 
+use super::codec::py_wire::PyRows;
 use super::codec::to_python::JsonMode;
 use super::connection::{
     batch_of, check_record_class, no_record_class, params_of, timeout_arg, Busy, Conn, ConnInner,
@@ -225,15 +226,10 @@ impl PoolInner {
         self.metrics.timed(&sql, run).await
     }
 
-    async fn query_many(
-        &self,
-        sql: String,
-        batch: Vec<Vec<Param>>,
-        timeout: Option<Duration>,
-    ) -> Result<()> {
+    async fn query_many(&self, sql: String, rows: PyRows, timeout: Option<Duration>) -> Result<()> {
         let run = retried(self.retry.as_ref(), || {
             self.pooled(timeout, async |pg| {
-                postgres::run_many(pg, &sql, &batch).await
+                postgres::run_many(pg, &sql, &rows).await
             })
         });
         self.metrics.timed(&sql, run).await
@@ -586,19 +582,18 @@ impl Pool {
         args: &Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, Awaitable>> {
-        let batch = match &self.kind {
-            PoolKind::Pg(p) => p.settings.batch(args)?,
-            _ => batch_of(args)?,
-        };
-        let timeout = timeout_arg("timeout", timeout)?;
         by_backend!(&self.kind, p => pg: {
+            let rows = PyRows::of(args)?;
+            let timeout = timeout_arg("timeout", timeout)?;
             p.check()?;
             let inner = Arc::clone(p);
             future_into_py(py, async move {
-                inner.query_many(command, batch, timeout).await?;
+                inner.query_many(command, rows, timeout).await?;
                 Ok(ReturnNone)
             })
         }, sql: {
+            let batch = batch_of(args)?;
+            let timeout = timeout_arg("timeout", timeout)?;
             p.check()?;
             let inner = Arc::clone(p);
             future_into_py(py, async move {
@@ -622,7 +617,7 @@ impl Pool {
     ) -> PyResult<Bound<'py, Awaitable>> {
         let pool = Arc::clone(self.pg("copy_records_to_table")?);
         pool.check()?;
-        let rows = batch_of(records)?;
+        let rows = PyRows::of(records)?;
         let timeout = timeout_arg("timeout", timeout)?;
         future_into_py(py, async move {
             let c = pool.acquire_raw(None).await?;

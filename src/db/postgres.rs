@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::codec::custom::{TypeCodec, TypeCodecs};
 use super::codec::from_python::{encode_wire, Param, Wire};
 use super::codec::oid;
+use super::codec::py_wire::{put_row, PyRows, RowFailure};
 use super::codec::to_python::{decode, decode_with, Dec, JsonMode};
 use super::record::{Record, RecordDesc};
 use crate::errors::{Error, Result};
@@ -191,6 +192,14 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+fn wrong_count(expected: usize, passed: usize) -> Error {
+    Error::Interface(format!(
+        "the server expects {expected} argument{} for this query, {passed} {} passed",
+        plural(expected),
+        if passed == 1 { "was" } else { "were" },
+    ))
+}
+
 /// Encodes `params` as the types the server inferred for the statement
 /// (a type with a `set_type_codec` codec: its encoder's text, sent as text).
 fn bind(
@@ -199,13 +208,7 @@ fn bind(
     codecs: Option<&TypeCodecs>,
 ) -> Result<PgArguments> {
     if types.len() != params.len() {
-        return Err(Error::Interface(format!(
-            "the server expects {} argument{} for this query, {} {} passed",
-            types.len(),
-            plural(types.len()),
-            params.len(),
-            if params.len() == 1 { "was" } else { "were" },
-        )));
+        return Err(wrong_count(types.len(), params.len()));
     }
     let mut args = PgArguments::default();
     for (i, (p, (ty, wire))) in params.iter().zip(types).enumerate() {
@@ -450,31 +453,48 @@ async fn run_prepared(
 }
 
 /// `executemany`: one prepare, then every argument set pipelined before a
-/// single Sync (one round trip; atomic like asyncpg's).
-pub(crate) async fn run_many(
-    conn: &mut PgConnection,
-    sql: &str,
-    batch: &[Vec<Param>],
-) -> Result<()> {
-    if batch.is_empty() {
+/// single Sync (one round trip; atomic like asyncpg's). Every row is encoded
+/// before anything is sent, so a value that does not fit changes nothing.
+pub(crate) async fn run_many(conn: &mut PgConnection, sql: &str, rows: &PyRows) -> Result<()> {
+    if Python::attach(|py| rows.len(py)) == 0 {
         return Ok(());
     }
     let codecs = TypeCodecs::of(conn);
     let mut retried = false;
     loop {
         let types = param_wires(conn, sql).await?;
-        let args = batch
-            .iter()
-            .map(|params| bind(&types, params, codecs.as_deref()))
-            .collect::<Result<Vec<_>>>()?;
-        // Arguments a codec encoded go as text, which only fetch_pipelined sends.
+        // Arguments a set_type_codec codec encodes go as text, which only
+        // fetch_pipelined sends; the rest go straight from Python to binary.
         let text = codecs
             .as_ref()
             .is_some_and(|c| types.iter().any(|(ty, _)| c.get(*ty).is_some()));
         let sent = if text {
+            let args = Python::attach(|py| {
+                (0..rows.len(py))
+                    .map(|i| {
+                        let row = rows.get(py, i)?;
+                        let params = row
+                            .try_iter()?
+                            .map(|v| Param::kept(&v?))
+                            .collect::<PyResult<Vec<_>>>()?;
+                        bind(&types, &params, codecs.as_deref())
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
             conn.fetch_pipelined(sql, args).await.map(drop)
         } else {
-            conn.execute_pipelined(sql, args).await.map(drop)
+            let (data, ends) = Python::attach(|py| encode_rows(py, rows, &types))?;
+            let mut blocks = Vec::with_capacity(ends.len());
+            let mut start = 0;
+            for &end in &ends {
+                blocks.push(&data[start..end]);
+                start = end;
+            }
+            let infos: Vec<PgTypeInfo> = types
+                .iter()
+                .map(|(ty, _)| PgTypeInfo::with_oid(sqlx::postgres::types::Oid(*ty)))
+                .collect();
+            conn.execute_pipelined(sql, &infos, &blocks).await.map(drop)
         };
         match sent {
             Ok(_) => break,
@@ -489,6 +509,33 @@ pub(crate) async fn run_many(
     }
     conn.count_query();
     Ok(())
+}
+
+/// Each row's Bind parameter block, back to back in one buffer, and where
+/// each ends.
+fn encode_rows(
+    py: Python<'_>,
+    rows: &PyRows,
+    types: &[(u32, Wire)],
+) -> Result<(Vec<u8>, Vec<usize>)> {
+    let wires: Vec<Wire> = types.iter().map(|(_, w)| w.clone()).collect();
+    let n = rows.len(py);
+    let mut data = Vec::with_capacity(n * (types.len() * 12));
+    let mut ends = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < rows.len(py) {
+        put_row(&rows.get(py, i)?, &wires, &mut data).map_err(|f| match f {
+            RowFailure::Py(e) => Error::from(e),
+            RowFailure::Len(n) => wrong_count(types.len(), n),
+            RowFailure::Value { index, repr, why } => Error::Data(format!(
+                "invalid input for query argument ${}: {repr} ({why})",
+                index + 1
+            )),
+        })?;
+        ends.push(data.len());
+        i += 1;
+    }
+    Ok((data, ends))
 }
 
 /// `fetchmany`: `run_many` that keeps the rows of every execution.
@@ -780,7 +827,7 @@ pub(crate) async fn copy_records(
     table: &str,
     schema: Option<&str>,
     columns: Option<&[String]>,
-    records: &[Vec<Param>],
+    records: &PyRows,
 ) -> Result<String> {
     let target = match schema {
         Some(s) => format!("{}.{}", quote_ident(s), quote_ident(table)),
@@ -809,43 +856,100 @@ pub(crate) async fn copy_records(
         .iter()
         .map(|c| quote_ident(c.name()))
         .collect();
-    let mut data = Vec::with_capacity(19 + records.len() * (2 + types.len() * 12));
-    data.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    data.extend_from_slice(&0i32.to_be_bytes());
-    data.extend_from_slice(&0i32.to_be_bytes());
-    for (row_no, row) in records.iter().enumerate() {
-        if row.len() != types.len() {
-            return Err(Error::Data(format!(
-                "copy_records_to_table(): record {row_no} has {} values, the table has {} columns",
-                row.len(),
-                types.len()
-            )));
-        }
-        data.extend_from_slice(&(types.len() as i16).to_be_bytes());
-        for (i, (p, wire)) in row.iter().zip(&types).enumerate() {
-            if let Param::Null = p {
-                data.extend_from_slice(&(-1i32).to_be_bytes());
-                continue;
-            }
-            let at = data.len();
-            data.extend_from_slice(&0i32.to_be_bytes());
-            encode_wire(p, wire, &mut data).map_err(|why| {
-                Error::Data(format!(
-                    "invalid input for column {} of record {row_no}: {} ({why})",
-                    names[i],
-                    p.repr()
-                ))
-            })?;
-            let len = (data.len() - at - 4) as i32;
-            data[at..at + 4].copy_from_slice(&len.to_be_bytes());
-        }
-    }
-    data.extend_from_slice(&(-1i16).to_be_bytes());
     let copy_sql = format!(
         "COPY {target} ({}) FROM STDIN (FORMAT binary)",
         names.join(", ")
     );
-    copy_in(conn, &copy_sql, &[&data]).await
+    let mut data = CopyData::new(records, types, names);
+    if conn.in_transaction_block() {
+        // Encoded in full before the COPY starts: a value that does not fit
+        // leaves the caller's transaction as it was.
+        Python::attach(|py| data.encode(py, usize::MAX))?;
+        return copy_in(conn, &copy_sql, &[&data.buf]).await;
+    }
+    // Outside a transaction block a failed COPY changes nothing, so the data
+    // is encoded while the server reads what was sent before.
+    let err = |e| map_err(e, Some(&copy_sql));
+    conn.copy_in_start(&copy_sql).await.map_err(err)?;
+    loop {
+        if let Err(e) = Python::attach(|py| data.encode(py, COPY_CHUNK)) {
+            let _ = conn.copy_in_abort("invalid input").await;
+            let _ = conn.drain_pending().await;
+            return Err(e);
+        }
+        conn.copy_in_send(&data.buf).await.map_err(err)?;
+        data.buf.clear();
+        if data.done {
+            break;
+        }
+        // The socket rarely makes the task wait: yield so that a timeout or
+        // a cancellation stops the COPY here (its data phase then ends with
+        // CopyFail), not after all the data went out.
+        tokio::task::yield_now().await;
+    }
+    let tag = conn.copy_in_finish().await.map_err(err)?;
+    conn.count_query();
+    Ok(tag)
+}
+
+/// How much COPY data is encoded (attached to Python) before it is sent.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// The binary COPY data of some records, encoded a chunk at a time: header,
+/// each row as its field count and fields, trailer.
+struct CopyData<'a> {
+    records: &'a PyRows,
+    types: Vec<Wire>,
+    names: Vec<String>,
+    buf: Vec<u8>,
+    next: usize,
+    done: bool,
+}
+
+impl<'a> CopyData<'a> {
+    fn new(records: &'a PyRows, types: Vec<Wire>, names: Vec<String>) -> Self {
+        let mut buf = Vec::with_capacity(COPY_CHUNK + (1 << 16));
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        CopyData {
+            records,
+            types,
+            names,
+            buf,
+            next: 0,
+            done: false,
+        }
+    }
+
+    /// Appends rows to `buf` until it holds `limit` bytes or the rows run
+    /// out (then the trailer too).
+    fn encode(&mut self, py: Python<'_>, limit: usize) -> Result<()> {
+        let rows = self.records;
+        let count = (self.types.len() as i16).to_be_bytes();
+        while self.next < rows.len(py) && self.buf.len() < limit {
+            let row_no = self.next;
+            let row = rows.get(py, row_no)?;
+            self.buf.extend_from_slice(&count);
+            put_row(&row, &self.types, &mut self.buf).map_err(|f| match f {
+                RowFailure::Py(e) => Error::from(e),
+                RowFailure::Len(n) => Error::Data(format!(
+                    "copy_records_to_table(): record {row_no} has {n} values, the table has {} columns",
+                    self.types.len()
+                )),
+                RowFailure::Value { index, repr, why } => Error::Data(format!(
+                    "invalid input for column {} of record {row_no}: {repr} ({why})",
+                    self.names[index]
+                )),
+            })?;
+            self.next += 1;
+        }
+        if self.next >= rows.len(py) && !self.done {
+            self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+            self.done = true;
+        }
+        Ok(())
+    }
 }
 
 /// `COPY ... FROM STDIN` with `chunks` as the data; returns the status
@@ -861,6 +965,8 @@ pub(crate) async fn copy_in(
         // Sent in pieces: each becomes one CopyData message.
         for piece in chunk.chunks(1 << 20) {
             conn.copy_in_send(piece).await.map_err(err)?;
+            // As in `copy_records`: a cancellation stops the data here.
+            tokio::task::yield_now().await;
         }
     }
     let tag = conn.copy_in_finish().await.map_err(err)?;

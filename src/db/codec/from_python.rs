@@ -126,11 +126,27 @@ fn wall_micros(dt: &Bound<'_, PyDateTime>) -> i64 {
         )
 }
 
-fn time_micros(h: u8, m: u8, s: u8, us: u32) -> i64 {
+/// Microseconds since 2000-01-01 00:00: UTC for an aware datetime, the wall
+/// clock for a naive one.
+pub(crate) fn datetime_micros(dt: &Bound<'_, PyDateTime>) -> PyResult<i64> {
+    Ok(match dt.get_tzinfo() {
+        Some(_) => {
+            let off = dt.call_method0("utcoffset")?;
+            let (d, us) = match off.cast::<PyDelta>() {
+                Ok(off) => delta_micros(off),
+                Err(_) => (0, 0),
+            };
+            wall_micros(dt) - (d * USECS_PER_DAY + us)
+        }
+        None => wall_micros(dt),
+    })
+}
+
+pub(crate) fn time_micros(h: u8, m: u8, s: u8, us: u32) -> i64 {
     ((h as i64 * 60 + m as i64) * 60 + s as i64) * 1_000_000 + us as i64
 }
 
-fn delta_micros(d: &Bound<'_, PyDelta>) -> (i64, i64) {
+pub(crate) fn delta_micros(d: &Bound<'_, PyDelta>) -> (i64, i64) {
     (
         d.get_days() as i64,
         d.get_seconds() as i64 * 1_000_000 + d.get_microseconds() as i64,
@@ -164,20 +180,8 @@ impl Param {
             return Ok(Param::Bytes(b.as_bytes().to_vec()));
         }
         if let Ok(dt) = obj.cast::<PyDateTime>() {
-            return Ok(match dt.get_tzinfo() {
-                Some(_) => {
-                    let off = dt.call_method0("utcoffset")?;
-                    let (d, us) = match off.cast::<PyDelta>() {
-                        Ok(off) => delta_micros(off),
-                        Err(_) => (0, 0),
-                    };
-                    Param::DateTime {
-                        micros: wall_micros(dt) - (d * USECS_PER_DAY + us),
-                    }
-                }
-                None => Param::DateTime {
-                    micros: wall_micros(dt),
-                },
+            return Ok(Param::DateTime {
+                micros: datetime_micros(dt)?,
             });
         }
         if let Ok(d) = obj.cast::<PyDate>() {
@@ -698,7 +702,7 @@ fn encode_inet(s: &str, cidr: bool, buf: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
+pub(crate) fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
     let hex: String = s
         .trim_start_matches("urn:uuid:")
         .chars()

@@ -3,13 +3,16 @@
 //! Parameters: Python objects become owned [`from_python::Param`]s on the
 //! event-loop thread; on tokio, once the server has said which type each
 //! parameter has (the statement is prepared first), they are encoded in that
-//! type's binary format, or rejected with `DataError`.
+//! type's binary format, or rejected with `DataError`. The batch paths
+//! (`executemany`, `copy_records_to_table`) skip the owned step: once the
+//! types are known they read the Python rows directly (`py_wire`).
 //!
 //! Results: rows stay raw bytes until the event-loop thread builds Python
 //! objects from them in one pass (`to_python`).
 
 pub(crate) mod custom;
 pub(crate) mod from_python;
+pub(crate) mod py_wire;
 pub(crate) mod to_python;
 
 /// Type OIDs fastio encodes and decodes natively (pg_type.dat).

@@ -108,9 +108,12 @@ impl PgConnection {
     pub async fn copy_in_start(&mut self, statement: &str) -> Result<()> {
         self.wait_until_ready().await?;
         self.queue_simple_query(statement)?;
+        self.inner.fastio_copy_in = true;
         self.inner.stream.flush().await?;
-        let _: CopyInResponse = self.inner.stream.recv_expect().await?;
-        Ok(())
+        let started = self.inner.stream.recv_expect::<CopyInResponse>().await;
+        // Refused (no such table, ...): the server is not in COPY mode.
+        self.inner.fastio_copy_in = started.is_ok();
+        started.map(|_| ())
     }
 
     /// Sends `data` as CopyData messages.
@@ -127,6 +130,7 @@ impl PgConnection {
     /// Ends the COPY data; returns the command tag once the connection is
     /// ready again.
     pub async fn copy_in_finish(&mut self) -> Result<String> {
+        self.inner.fastio_copy_in = false;
         self.inner.stream.write_msg(CopyDone)?;
         self.inner.stream.flush().await?;
         let mut tag = String::new();
@@ -150,6 +154,7 @@ impl PgConnection {
     /// Abandons a started COPY FROM STDIN (the server answers with an error,
     /// read by the next `drain_pending`).
     pub async fn copy_in_abort(&mut self, why: &str) -> Result<()> {
+        self.inner.fastio_copy_in = false;
         self.inner.stream.write_msg(CopyFail::new(why))?;
         self.inner.stream.flush().await?;
         Ok(())

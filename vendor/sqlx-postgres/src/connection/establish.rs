@@ -145,6 +145,7 @@ impl PgConnection {
                 fastio_queries: 0,
                 fastio_codecs: None,
                 fastio_text_oids: Vec::new(),
+                fastio_copy_in: false,
                 transaction_status,
                 transaction_depth: 0,
                 pending_ready_for_query_count: 0,

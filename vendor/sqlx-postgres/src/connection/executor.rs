@@ -396,55 +396,51 @@ impl PgConnection {
 
     /// fastio patch: runs one prepared statement once per argument set, all
     /// Bind/Execute pairs in one implicit transaction (a single Sync at the
-    /// end, so it is atomic), and returns each command's result. The pairs go
-    /// out in chunks, each ended by a Flush, and the replies to one chunk are
-    /// read while the next is on its way: the server never blocks writing
-    /// replies nobody reads, however large the batch.
+    /// end, so it is atomic), and returns each command's result. Each entry of
+    /// `rows` is one Bind message's parameter block, already encoded in the
+    /// binary format of `types` (`types.len()` values, each an i32 length,
+    /// -1 for NULL, then the bytes). The pairs go out in chunks, each ended by
+    /// a Flush, and the replies to one chunk are read while the next is on its
+    /// way: the server never blocks writing replies nobody reads, however
+    /// large the batch.
     pub async fn execute_pipelined(
         &mut self,
         sql: &str,
-        batch: Vec<PgArguments>,
+        types: &[PgTypeInfo],
+        rows: &[&[u8]],
     ) -> Result<Vec<PgQueryResult>, Error> {
         // A chunk is small enough to fit in the socket buffers whatever the
         // server is doing, so writing it never waits on the server reading.
         const CHUNK: usize = 1000;
         const CHUNK_BYTES: usize = 64 * 1024;
         self.wait_until_ready().await?;
-        let Some(first) = batch.first() else {
+        if rows.is_empty() {
             return Ok(Vec::new());
-        };
-        let types = first.types.clone();
-        let persistent = self.inner.cache_statement.is_enabled();
-        let (statement, metadata) = self
-            .get_or_prepare(sql, &types, persistent, None, false)
-            .await?;
-        self.wait_until_ready().await?;
-        let count = batch.len();
+        }
         // Checked before anything is sent: a chunk cut short by a client-side
         // error would be committed by the Sync that ends it.
-        for arguments in &batch {
-            u16::try_from(arguments.len()).map_err(|_| {
-                err_protocol!("execute_pipelined(): too many arguments: {}", arguments.len())
-            })?;
-        }
+        let num_params = u16::try_from(types.len()).map_err(|_| {
+            err_protocol!("execute_pipelined(): too many arguments: {}", types.len())
+        })?;
+        let persistent = self.inner.cache_statement.is_enabled();
+        let (statement, _) = self
+            .get_or_prepare(sql, types, persistent, None, false)
+            .await?;
+        self.wait_until_ready().await?;
+        let count = rows.len();
         let mut results = Vec::with_capacity(count);
         let mut unread: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
-        let mut rows = batch.into_iter();
         let mut sent = 0;
         let outcome: Result<(), Error> = async {
             while sent < count {
                 let mut n = 0;
-                for mut arguments in rows.by_ref() {
-                    let num_params = u16::try_from(arguments.len()).map_err(|_| {
-                        err_protocol!("execute_pipelined(): too many arguments: {}", arguments.len())
-                    })?;
-                    arguments.apply_patches(self, &metadata.parameters).await?;
+                for params in &rows[sent..] {
                     self.inner.stream.write_msg(Bind {
                         portal: PortalId::UNNAMED,
                         statement,
                         formats: &[PgValueFormat::Binary],
                         num_params,
-                        params: &arguments.buffer,
+                        params,
                         result_formats: &[PgValueFormat::Binary],
                     })?;
                     self.inner.stream.write_msg(message::Execute {

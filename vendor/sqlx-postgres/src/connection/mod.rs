@@ -62,6 +62,9 @@ pub struct PgConnectionInner {
     // fastio patch: see `take_fresh` and `count_query`.
     pub(crate) fastio_fresh: bool,
     pub(crate) fastio_queries: u64,
+    // fastio patch: a COPY FROM STDIN was started and neither finished nor
+    // aborted (see `drain_pending`).
+    pub(crate) fastio_copy_in: bool,
 
     // fastio patch: see `set_fastio_codecs` (fastio_ext.rs).
     pub(crate) fastio_codecs: Option<Arc<dyn std::any::Any + Send + Sync>>,
@@ -142,7 +145,15 @@ impl PgConnection {
     /// fastio patch: reads and discards everything still owed by the server
     /// (rows, errors) up to the last pending ReadyForQuery, so a connection
     /// whose query future was dropped mid-flight can be used again.
+    /// A COPY FROM STDIN left in its data phase is ended with CopyFail (the
+    /// server waits for more data otherwise, and a CancelRequest does not
+    /// reach a backend waiting for it).
     pub async fn drain_pending(&mut self) -> Result<(), Error> {
+        if std::mem::take(&mut self.inner.fastio_copy_in) {
+            self.inner
+                .stream
+                .write_msg(crate::message::CopyFail::new("the COPY was cancelled"))?;
+        }
         if !self.inner.stream.write_buffer_mut().is_empty() {
             self.inner.stream.flush().await?;
         }
