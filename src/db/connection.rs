@@ -846,11 +846,13 @@ impl Connection {
         typename: String,
         kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let f = slf
-            .py()
-            .import("fastio._codecs")?
-            .getattr("set_type_codec")?;
-        f.call((slf, typename), kwargs)
+        in_python(
+            slf.py(),
+            "fastio._codecs",
+            "set_type_codec",
+            (slf, typename),
+            kwargs,
+        )
     }
 
     /// Puts back the built-in handling of a type `set_type_codec` changed.
@@ -860,11 +862,13 @@ impl Connection {
         typename: String,
         kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let f = slf
-            .py()
-            .import("fastio._codecs")?
-            .getattr("reset_type_codec")?;
-        f.call((slf, typename), kwargs)
+        in_python(
+            slf.py(),
+            "fastio._codecs",
+            "reset_type_codec",
+            (slf, typename),
+            kwargs,
+        )
     }
 
     /// Runs a query and returns one column of the first row, or None.
@@ -1219,11 +1223,13 @@ impl Connection {
         args: &Bound<'py, PyTuple>,
         kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let f = slf
-            .py()
-            .import("fastio._copy")?
-            .getattr("copy_from_query")?;
-        f.call((slf, query, args), kwargs)
+        in_python(
+            slf.py(),
+            "fastio._copy",
+            "copy_from_query",
+            (slf, query, args),
+            kwargs,
+        )
     }
 
     /// Copies a table (or some of its columns) to `output` (COPY ... TO
@@ -1234,11 +1240,13 @@ impl Connection {
         table_name: String,
         kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let f = slf
-            .py()
-            .import("fastio._copy")?
-            .getattr("copy_from_table")?;
-        f.call((slf, table_name), kwargs)
+        in_python(
+            slf.py(),
+            "fastio._copy",
+            "copy_from_table",
+            (slf, table_name),
+            kwargs,
+        )
     }
 
     /// Copies `source` (a path, a file object, bytes, or an async iterable
@@ -1249,8 +1257,13 @@ impl Connection {
         table_name: String,
         kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let f = slf.py().import("fastio._copy")?.getattr("copy_to_table")?;
-        f.call((slf, table_name), kwargs)
+        in_python(
+            slf.py(),
+            "fastio._copy",
+            "copy_to_table",
+            (slf, table_name),
+            kwargs,
+        )
     }
 
     /// Runs a `COPY ... TO STDOUT` statement; resolves to `(status, data)`,
@@ -1354,4 +1367,16 @@ fn version_parts(num: u32) -> (u32, u32, u32) {
     } else {
         (num / 10_000, (num / 100) % 100, num % 100)
     }
+}
+
+/// Calls `module.name(*args, **kwargs)`: the methods written in Python
+/// (type codecs, COPY to and from files).
+fn in_python<'py>(
+    py: Python<'py>,
+    module: &str,
+    name: &str,
+    args: impl pyo3::call::PyCallArgs<'py>,
+    kwargs: Option<&Bound<'py, pyo3::types::PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import(module)?.getattr(name)?.call(args, kwargs)
 }
