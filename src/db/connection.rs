@@ -1371,7 +1371,7 @@ fn version_parts(num: u32) -> (u32, u32, u32) {
 
 /// Calls `module.name(*args, **kwargs)`: the methods written in Python
 /// (type codecs, COPY to and from files).
-fn in_python<'py>(
+pub(crate) fn in_python<'py>(
     py: Python<'py>,
     module: &str,
     name: &str,

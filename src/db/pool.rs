@@ -16,8 +16,8 @@ use sqlx::{ConnectOptions as _, Connection as _, Postgres};
 use super::codec::py_wire::PyRows;
 use super::codec::to_python::JsonMode;
 use super::connection::{
-    batch_of, check_record_class, no_record_class, params_of, timeout_arg, Busy, Conn, ConnInner,
-    ConnKind, Connection, Session, Settings,
+    batch_of, check_record_class, in_python, no_record_class, params_of, timeout_arg, Busy, Conn,
+    ConnInner, ConnKind, Connection, Session, Settings,
 };
 use super::mysql;
 use super::postgres::{self, map_err, Shape};
@@ -1280,10 +1280,14 @@ fn pool_copy<'py>(
     args: Bound<'py, PyTuple>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = pool.py();
     pool.get().pg(method)?.check()?;
-    let f = py.import("fastio._copy")?.getattr("on_pool")?;
-    f.call((pool, method, args), kwargs)
+    in_python(
+        pool.py(),
+        "fastio._copy",
+        "on_pool",
+        (pool, method, args),
+        kwargs,
+    )
 }
 
 pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -905,23 +905,36 @@ fn encode_array_as(
     if items.is_empty() {
         dims.clear();
     }
-    let start = buf.len();
-    buf.extend_from_slice(&(dims.len() as i32).to_be_bytes());
-    buf.extend_from_slice(&0i32.to_be_bytes()); // has-null flag, patched below
-    buf.extend_from_slice(&header.to_be_bytes());
-    for d in &dims {
-        buf.extend_from_slice(&d.to_be_bytes());
-        buf.extend_from_slice(&1i32.to_be_bytes());
-    }
+    let start = put_array_header(&dims, header, buf);
     if dims.is_empty() {
         return Ok(()); // '{}': zero dimensions, no elements
     }
     let mut has_null = false;
     encode_elements(items, &dims, elem, buf, &mut has_null)?;
     if has_null {
-        buf[start + 4..start + 8].copy_from_slice(&1i32.to_be_bytes());
+        mark_array_has_null(start, buf);
     }
     Ok(())
+}
+
+/// Writes an array's header (array_send's format: dimension count, has-null
+/// flag, element type, then each dimension's length and lower bound 1);
+/// returns where it starts, for [`mark_array_has_null`].
+pub(crate) fn put_array_header(dims: &[i32], header: u32, buf: &mut Vec<u8>) -> usize {
+    let start = buf.len();
+    buf.extend_from_slice(&(dims.len() as i32).to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes()); // has-null flag, see below
+    buf.extend_from_slice(&header.to_be_bytes());
+    for d in dims {
+        buf.extend_from_slice(&d.to_be_bytes());
+        buf.extend_from_slice(&1i32.to_be_bytes());
+    }
+    start
+}
+
+/// Sets the has-null flag of the array header written at `start`.
+pub(crate) fn mark_array_has_null(start: usize, buf: &mut [u8]) {
+    buf[start + 4..start + 8].copy_from_slice(&1i32.to_be_bytes());
 }
 
 fn encode_elements(

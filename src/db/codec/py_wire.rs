@@ -16,8 +16,8 @@ use pyo3::types::{
 };
 
 use super::from_python::{
-    datetime_micros, decimal_type, delta_micros, encode_numeric, encode_wire, ordinal, parse_uuid,
-    time_micros, uuid_type, Param, Wire,
+    datetime_micros, decimal_type, delta_micros, encode_numeric, encode_wire, mark_array_has_null,
+    ordinal, parse_uuid, put_array_header, time_micros, uuid_type, Param, Wire,
 };
 use super::oid;
 use super::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
@@ -267,14 +267,7 @@ fn fast_array(obj: &Bound<'_, PyAny>, header: u32, elem: u32, buf: &mut Vec<u8>)
     if top.len() == 0 {
         dims.clear();
     }
-    let start = buf.len();
-    buf.extend_from_slice(&(dims.len() as i32).to_be_bytes());
-    buf.extend_from_slice(&0i32.to_be_bytes()); // has-null flag, patched below
-    buf.extend_from_slice(&header.to_be_bytes());
-    for d in &dims {
-        buf.extend_from_slice(&d.to_be_bytes());
-        buf.extend_from_slice(&1i32.to_be_bytes());
-    }
+    let start = put_array_header(&dims, header, buf);
     if dims.is_empty() {
         return Ok(true);
     }
@@ -283,7 +276,7 @@ fn fast_array(obj: &Bound<'_, PyAny>, header: u32, elem: u32, buf: &mut Vec<u8>)
         return Ok(false);
     }
     if has_null {
-        buf[start + 4..start + 8].copy_from_slice(&1i32.to_be_bytes());
+        mark_array_has_null(start, buf);
     }
     Ok(true)
 }
