@@ -870,26 +870,20 @@ pub(crate) fn read_now(readers: &Readers, sql: &str, params: &[Param], shape: Sh
     let quick = match stepped {
         Ok(Stepped::Done) => Quick::Done(Ok(output(sql, shape, block))),
         Ok(Stepped::Busy) => Quick::Pass,
-        Ok(Stepped::Paused) => {
+        Ok(later @ (Stepped::Paused | Stepped::Interrupted)) => {
+            // Paused: go on from here off the loop thread. Interrupted in
+            // the middle of a step: start over there.
+            let restart = matches!(later, Stepped::Interrupted);
+            if restart {
+                // SAFETY: as above.
+                unsafe { release(stmt) };
+                block = None;
+            }
             return Quick::Later(Later {
                 reader,
                 stmt,
                 block,
-                restart: false,
-                first_only,
-                shape,
-                sql: sql.to_owned(),
-                params: params.to_vec(),
-            })
-        }
-        Ok(Stepped::Interrupted) => {
-            // SAFETY: as above.
-            unsafe { release(stmt) };
-            return Quick::Later(Later {
-                reader,
-                stmt,
-                block: None,
-                restart: true,
+                restart,
                 first_only,
                 shape,
                 sql: sql.to_owned(),
