@@ -260,15 +260,17 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let fut = async move {
-        let out = AssertUnwindSafe(fut).catch_unwind().await;
-        let completion: Completion = Box::new(move |py| match out {
-            Ok(Ok(value)) => value.into_py_any(py),
-            Ok(Err(e)) => Err(e.into_pyerr(py)),
-            Err(panic) => Err(Error::from_panic(panic).into_pyerr(py)),
+    // Combinators rather than an `async` block, which would hold `fut`
+    // twice (captured, and as the awaited future).
+    let fut = AssertUnwindSafe(fut)
+        .catch_unwind()
+        .map(|out| -> Completion {
+            Box::new(move |py| match out {
+                Ok(Ok(value)) => value.into_py_any(py),
+                Ok(Err(e)) => Err(e.into_pyerr(py)),
+                Err(panic) => Err(Error::from_panic(panic).into_pyerr(py)),
+            })
         });
-        completion
-    };
     Bound::new(
         py,
         Awaitable {

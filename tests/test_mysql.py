@@ -292,6 +292,39 @@ async def test_acquire_timeout_and_sizes(mysql_server: Any) -> None:
         await pool.close()
 
 
+async def test_pool_keeps_min_size_through_load_and_a_killed_session(
+    mysql_server: Any,
+) -> None:
+    pool = await pool_for(mysql_server, min_size=3, max_size=3)
+    try:
+        # Many concurrent queries: every connection goes back, none is lost
+        # or duplicated, and the pool stays at min_size.
+        got = await asyncio.gather(*(pool.fetchval("SELECT ?", i) for i in range(600)))
+        assert got == list(range(600))
+        assert (pool.get_size(), pool.get_idle_size()) == (3, 3)
+        assert pool.get_stats()["in_use"] == 0
+        # A session killed on the server is dropped, and the pool opens a
+        # replacement on its own to get back to min_size.
+        victim = await pool.fetchval("SELECT CONNECTION_ID()")
+        killer = await fastio.connect(mysql_server.dsn)
+        await killer.execute(f"KILL {int(victim)}")
+        await killer.close()
+        for _ in range(6):
+            try:
+                await pool.fetchval("SELECT 1")
+            except (fastio.ConnectionError, fastio.InterfaceError, dbapi.OperationalError):
+                pass
+        for _ in range(200):
+            if pool.get_size() == 3 and pool.get_idle_size() == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert (pool.get_size(), pool.get_idle_size()) == (3, 3)
+        ids = {await pool.fetchval("SELECT CONNECTION_ID()") for _ in range(30)}
+        assert victim not in ids
+    finally:
+        await pool.close()
+
+
 async def test_init_sql_runs_on_every_connection(mysql_server: Any) -> None:
     pool = await pool_for(mysql_server, min_size=2, max_size=2, init_sql=["SET @fastio_init = 42"])
     try:

@@ -598,8 +598,10 @@ async fn give_back<D: Dialect>(mut conn: PoolConnection<D>)
 where
     D::Connection: Session,
 {
+    // The rollback is boxed: inline, it would make every release's future
+    // (copied on each query) larger for a path few releases take.
     if D::in_transaction(&mut conn).await
-        && D::run(&mut conn, "ROLLBACK", &[], Shape::Status)
+        && Box::pin(D::run(&mut conn, "ROLLBACK", &[], Shape::Status))
             .await
             .is_err()
     {

@@ -94,16 +94,20 @@ impl PoolMetrics {
         self.by_kind[kind_of(sql)].record(ns, outcome);
     }
 
-    /// Times `fut` as one statement of `sql`'s kind.
-    pub(crate) async fn timed<T, E>(
-        &self,
+    /// Times `fut` as one statement of `sql`'s kind. A combinator, not an
+    /// `async fn`: that would keep `fut` twice in its state (as the argument
+    /// and as the awaited future), and a query's future is kilobytes.
+    pub(crate) fn timed<'a, T, E>(
+        &'a self,
         sql: &str,
-        fut: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
+        fut: impl std::future::Future<Output = Result<T, E>> + 'a,
+    ) -> impl std::future::Future<Output = Result<T, E>> + 'a {
+        use futures::FutureExt;
         let timer = self.start(sql);
-        let out = fut.await;
-        timer.finish(out.is_ok());
-        out
+        fut.map(move |out| {
+            timer.finish(out.is_ok());
+            out
+        })
     }
 }
 
