@@ -456,7 +456,7 @@ impl RowSink<'_> {
             return;
         };
         if self.rows.len() >= AHEAD_ROWS {
-            let piece = std::mem::take(self.rows);
+            let piece = std::mem::replace(self.rows, Vec::with_capacity(AHEAD_ROWS));
             let rows_as = self.rows_as.clone();
             ahead.post(move |py, made| rows_as.records(py, &piece, made));
         }
