@@ -669,6 +669,12 @@ async def test_statements_and_pool_gauges_are_in_metrics(pg_server: Any) -> None
             await pool.fetch("SELECT 1 / 0")
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(pool.fetchval("SELECT pg_sleep(5)"), 0.1)
+
+        async def recovered() -> bool:
+            # The cancelled statement's connection is back once drained.
+            return pool.get_stats()["in_use"] == 0
+
+        await wait_until(recovered)
         async with pool.acquire() as conn:
             await conn.execute("CREATE TEMP TABLE m (x int)")
             await conn.execute("INSERT INTO m VALUES (1)")
@@ -1455,7 +1461,7 @@ async def test_timeouts_and_cancellations_midway_through_a_large_result(pg_serve
             await pool.fetch(stalls, BIG, timeout=0.5)
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(pool.fetch(stalls, BIG), 0.5)
-        task = asyncio.ensure_future(pool.fetch(stalls, BIG))
+        task = asyncio.create_task(run(pool.fetch(stalls, BIG)))
         await wait_until(lambda: _stalled(pool))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

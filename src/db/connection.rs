@@ -23,7 +23,7 @@ use super::pool::PoolInner;
 use super::postgres::{self, recover, CancelKey, Shape};
 use super::sql::{Dialect, SqlConn};
 use crate::errors::{Error, Result};
-use crate::runtime::{check_fork, future_into_py, Awaitable, ReturnNone};
+use crate::runtime::{check_fork, future_into_py, future_into_py_eager, Awaitable, ReturnNone};
 use sqlx::mysql::MySql;
 use sqlx::sqlite::Sqlite;
 
@@ -755,7 +755,9 @@ impl Connection {
             check_fork(c.settings.generation, "this connection")?;
             let cls = c.settings.record_class(py, record_class)?.map(Arc::new);
             let inner = Arc::clone(c);
-            future_into_py(py, async move {
+            // One connection's query: started on the loop thread (saves a
+            // thread hand-off per query; P4 of issue #4).
+            future_into_py_eager(py, async move {
                 inner.query(query, params, shape, timeout, cls).await
             })
         }, sql: {

@@ -473,16 +473,12 @@ async fn run_prepared(
 ) -> Result<String> {
     let types = param_wires(conn, sql).await?;
     let args = bind(&types, params, sink.rows_as.codecs.as_deref())?;
-    let query = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args).persistent(persistent);
-    let mut status = String::new();
-    let mut stream = conn.fetch_many(query);
-    while let Some(item) = stream.try_next().await.map_err(|e| map_err(e, Some(sql)))? {
-        match item {
-            Either::Left(done) => status = done.command_tag().to_owned(),
-            Either::Right(row) => sink.push(row),
-        }
-    }
-    Ok(status)
+    let query = sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_owned()));
+    let done = conn
+        .fetch_rows(query, args, persistent, &mut |row| sink.push(row))
+        .await
+        .map_err(|e| map_err(e, Some(sql)))?;
+    Ok(done.map(|d| d.command_tag().to_owned()).unwrap_or_default())
 }
 
 /// `executemany`: one prepare, then every argument set pipelined before a
