@@ -417,6 +417,7 @@ pub(crate) async fn run_query(
                 rows: &mut rows,
                 ahead: ahead.as_ref(),
                 rows_as: &rows_as,
+                spent: Arc::default(),
             };
             match run_prepared(conn, sql, params, persistent, sink).await {
                 Ok(tag) => {
@@ -447,6 +448,10 @@ struct RowSink<'a> {
     rows: &'a mut Vec<PgRow>,
     ahead: Option<&'a Ahead<PgDesc>>,
     rows_as: &'a RowsAs,
+    /// Pieces the loop thread has made Records of, handed back to be freed
+    /// here: the rows were allocated on this thread, and freeing them on the
+    /// loop thread cost it time and contended with this one in malloc.
+    spent: Arc<std::sync::Mutex<Vec<Vec<PgRow>>>>,
 }
 
 impl RowSink<'_> {
@@ -456,9 +461,22 @@ impl RowSink<'_> {
             return;
         };
         if self.rows.len() >= AHEAD_ROWS {
-            let piece = std::mem::replace(self.rows, Vec::with_capacity(AHEAD_ROWS));
+            let next = self.spent.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let next = next.map_or_else(
+                || Vec::with_capacity(AHEAD_ROWS),
+                |mut v| {
+                    v.clear();
+                    v
+                },
+            );
+            let piece = std::mem::replace(self.rows, next);
             let rows_as = self.rows_as.clone();
-            ahead.post(move |py, made| rows_as.records(py, &piece, made));
+            let spent = Arc::clone(&self.spent);
+            ahead.post(move |py, made| {
+                let made = rows_as.records(py, &piece, made);
+                spent.lock().unwrap_or_else(|p| p.into_inner()).push(piece);
+                made
+            });
         }
     }
 }
