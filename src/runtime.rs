@@ -269,10 +269,7 @@ where
 /// from there, and it moves to tokio only when woken (its reply arrived).
 /// That saves the hand-off to a tokio worker before the request goes out:
 /// one thread wake-up of the four a query otherwise costs.
-pub fn future_into_py_eager<'py, F, T>(
-    py: Python<'py>,
-    fut: F,
-) -> PyResult<Bound<'py, Awaitable>>
+pub fn future_into_py_eager<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, Awaitable>>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
@@ -339,7 +336,9 @@ struct Parked {
 
 enum Slot {
     /// Being polled on the loop thread; `woken` if a wake-up came meanwhile.
-    Polling { woken: bool },
+    Polling {
+        woken: bool,
+    },
     /// Polled, waiting for its wake-up.
     Waiting(UnitFuture),
     Spawned(AbortHandle),

@@ -16,12 +16,12 @@ use sqlx::mysql::{
 };
 use sqlx::{Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Executor};
 
+use super::ahead::{Ahead, Made, AHEAD_ROWS};
 use super::codec::from_python::{decimal_type, uuid_text, Param};
 use super::codec::to_python::civil;
 use super::codec::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
 use super::connection::Session;
 use super::postgres::Shape;
-use super::ahead::{Ahead, Made, AHEAD_ROWS};
 use super::record::RecordDesc;
 use super::sql::{desc_of, record, status_of, Dialect, SqlOutput};
 use crate::errors::{Error, Result};
@@ -402,7 +402,8 @@ fn decode_ahead(
     if tuples {
         for row in rows {
             let values = <MySql as Dialect>::values(py, &row)?;
-            made.items.push(PyTuple::new(py, values)?.into_any().unbind());
+            made.items
+                .push(PyTuple::new(py, values)?.into_any().unbind());
         }
         return Ok(());
     }

@@ -800,7 +800,11 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
                             plural(n)
                         )));
                     }
-                    let dec = ColDec::of(py, row.columns()[col].type_info(), rows_as.codecs.as_deref())?;
+                    let dec = ColDec::of(
+                        py,
+                        row.columns()[col].type_info(),
+                        rows_as.codecs.as_deref(),
+                    )?;
                     decode_value(py, row, col, &dec, rows_as.json)
                 }
             },
