@@ -260,6 +260,28 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    bridged(py, fut, false)
+}
+
+/// [`future_into_py`] for a short request/reply on a resource nobody else
+/// is likely to hold (a query on one `Connection`): its first poll runs on
+/// the event-loop thread when it is awaited, so the request is written
+/// from there, and it moves to tokio only when woken (its reply arrived).
+/// That saves the hand-off to a tokio worker before the request goes out:
+/// one thread wake-up of the four a query otherwise costs.
+pub fn future_into_py_eager<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, Awaitable>>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    bridged(py, fut, true)
+}
+
+fn bridged<'py, F, T>(py: Python<'py>, fut: F, eager: bool) -> PyResult<Bound<'py, Awaitable>>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
     // Combinators rather than an `async` block, which would hold `fut`
     // twice (captured, and as the awaited future).
     let fut = AssertUnwindSafe(fut)
@@ -278,6 +300,7 @@ where
                 state: State::Idle {
                     fut: Box::pin(fut),
                     generation: generation(),
+                    eager,
                 },
                 blocking: false,
                 event_loop: None,
@@ -285,6 +308,114 @@ where
             }),
         },
     )
+}
+
+type UnitFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A running future and how to stop it.
+enum Task {
+    /// Spawned on tokio.
+    Spawned(AbortHandle),
+    /// Started on the event-loop thread (see [`future_into_py_eager`]).
+    Parked(Arc<Parked>),
+}
+
+impl Task {
+    fn abort(&self) {
+        match self {
+            Task::Spawned(a) => a.abort(),
+            Task::Parked(p) => p.abort(),
+        }
+    }
+}
+
+/// A future polled first on the event-loop thread, spawned on tokio by
+/// the first wake-up that follows. It is its own waker.
+struct Parked {
+    slot: Mutex<Slot>,
+    rt: Handle,
+}
+
+enum Slot {
+    /// Being polled on the loop thread; `woken` if a wake-up came meanwhile.
+    Polling {
+        woken: bool,
+    },
+    /// Polled, waiting for its wake-up.
+    Waiting(UnitFuture),
+    Spawned(AbortHandle),
+    /// Finished, or aborted.
+    Gone,
+}
+
+impl Parked {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new(rt: Handle) -> Arc<Parked> {
+        Arc::new(Parked {
+            slot: Mutex::new(Slot::Polling { woken: false }),
+            rt,
+        })
+    }
+
+    /// Polls `fut` once on this (the loop's) thread, inside the runtime's
+    /// context; a wake-up then hands it to tokio.
+    fn first_poll(self: &Arc<Self>, mut fut: UnitFuture) {
+        let waker = std::task::Waker::from(Arc::clone(self));
+        let ready = {
+            let _in_runtime = self.rt.enter();
+            let mut cx = std::task::Context::from_waker(&waker);
+            fut.as_mut().poll(&mut cx).is_ready()
+        };
+        let mut slot = self.lock();
+        let dropped = match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Polling { .. } if ready => None,
+            Slot::Polling { woken: true } => {
+                *slot = Slot::Spawned(self.rt.spawn(fut).abort_handle());
+                None
+            }
+            Slot::Polling { woken: false } => {
+                *slot = Slot::Waiting(fut);
+                None
+            }
+            // Aborted while it was polled.
+            _ => Some(fut),
+        };
+        drop(slot);
+        drop(dropped);
+    }
+
+    fn abort(&self) {
+        let mut slot = self.lock();
+        let dropped = match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Waiting(fut) => Some(fut),
+            Slot::Spawned(a) => {
+                a.abort();
+                None
+            }
+            Slot::Polling { .. } | Slot::Gone => None,
+        };
+        drop(slot);
+        // Dropped outside the lock: dropping may wake other tasks.
+        drop(dropped);
+    }
+}
+
+impl std::task::Wake for Parked {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut slot = self.lock();
+        match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Waiting(fut) => *slot = Slot::Spawned(self.rt.spawn(fut).abort_handle()),
+            Slot::Polling { .. } => *slot = Slot::Polling { woken: true },
+            other => *slot = other,
+        }
+    }
 }
 
 /// An awaitable that is already finished with `result`: awaiting it returns
@@ -326,9 +457,11 @@ enum State {
     Idle {
         fut: BoxFuture,
         generation: u64,
+        /// First polled on the loop thread (see [`future_into_py_eager`]).
+        eager: bool,
     },
-    /// Spawned on tokio.
-    Running(AbortHandle),
+    /// Started (spawned on tokio, or parked after a first poll).
+    Running(Task),
     Done(PyResult<Py<PyAny>>),
     /// Cancelled, with the optional message for `CancelledError`.
     Cancelled(Option<Py<PyAny>>),
@@ -385,27 +518,42 @@ impl Awaitable {
         let waker = loop_waker(py, &event_loop)?;
         let this = slf.get();
         let mut inner = this.lock();
-        let State::Idle { fut, generation } = std::mem::replace(
+        let State::Idle {
+            fut,
+            generation,
+            eager,
+        } = std::mem::replace(
             &mut inner.state,
             State::Cancelled(None), // placeholder, overwritten below
-        ) else {
+        )
+        else {
             unreachable!("checked idle above and the GIL is held");
         };
         inner.event_loop = Some(event_loop.unbind());
-        let spawned = check_fork(generation, "this awaitable").and_then(|()| handle());
-        inner.state = match spawned {
-            Ok(rt) => {
-                let me: Py<Awaitable> = slf.clone().unbind();
-                let live = LiveTask::new();
-                let task = rt.spawn(LOOP.scope(Arc::clone(&waker), async move {
-                    let _live = live;
-                    let completion = fut.await;
-                    waker.push(me, completion);
-                }));
-                State::Running(task.abort_handle())
+        let rt = match check_fork(generation, "this awaitable").and_then(|()| handle()) {
+            Ok(rt) => rt,
+            Err(e) => {
+                inner.state = State::Done(Err(e.into_pyerr(py)));
+                return Ok(());
             }
-            Err(e) => State::Done(Err(e.into_pyerr(py))),
         };
+        let me: Py<Awaitable> = slf.clone().unbind();
+        let live = LiveTask::new();
+        let task: UnitFuture = Box::pin(LOOP.scope(Arc::clone(&waker), async move {
+            let _live = live;
+            let completion = fut.await;
+            waker.push(me, completion);
+        }));
+        if !eager {
+            inner.state = State::Running(Task::Spawned(rt.spawn(task).abort_handle()));
+            return Ok(());
+        }
+        // Polled without the awaitable's lock: it may finish at once (its
+        // completion is then drained by the loop like any other).
+        let parked = Parked::new(rt);
+        inner.state = State::Running(Task::Parked(Arc::clone(&parked)));
+        drop(inner);
+        parked.first_poll(task);
         Ok(())
     }
 
@@ -496,8 +644,8 @@ impl Awaitable {
                 return Ok(false);
             }
             let old = std::mem::replace(&mut inner.state, State::Cancelled(msg));
-            if let State::Running(abort) = &old {
-                abort.abort();
+            if let State::Running(task) = &old {
+                task.abort();
             }
             (old, std::mem::take(&mut inner.callbacks))
         };

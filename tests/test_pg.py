@@ -669,6 +669,12 @@ async def test_statements_and_pool_gauges_are_in_metrics(pg_server: Any) -> None
             await pool.fetch("SELECT 1 / 0")
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(pool.fetchval("SELECT pg_sleep(5)"), 0.1)
+
+        async def recovered() -> bool:
+            # The cancelled statement's connection is back once drained.
+            return pool.get_stats()["in_use"] == 0
+
+        await wait_until(recovered)
         async with pool.acquire() as conn:
             await conn.execute("CREATE TEMP TABLE m (x int)")
             await conn.execute("INSERT INTO m VALUES (1)")
@@ -1323,3 +1329,198 @@ async def test_terminating_an_acquired_connection_frees_its_slot(pg_server: Any)
         assert await asyncio.wait_for(pool.fetchval("SELECT pg_backend_pid()"), 10) != pid
     finally:
         await pool.close()
+
+
+# ------------------------------------------- large results, made in pieces
+# A large `fetch` is turned into Records on the event-loop thread a few
+# thousand rows at a time while the rest is still arriving; these check the
+# result is the same as when it is made at once, whatever happens midway.
+
+BIG = 60_000
+BIG_QUERY = (
+    "SELECT g AS id, 'user ' || g AS name, CASE WHEN g % 7 = 0 THEN NULL ELSE g * 0.5 END"
+    " AS score, timestamptz '2020-01-01 00:00+00' + g * interval '1 minute' AS at,"
+    " json_build_object('g', g) AS doc FROM generate_series(1, $1::int) g"
+)
+
+
+async def test_large_results_equal_asyncpg_row_by_row(pg_server: Any) -> None:
+    import json
+
+    import fastio.pg
+
+    reference = await asyncpg.connect(pg_server.dsn)
+    pool = await pool_for(pg_server, min_size=1, max_size=2)
+    conn = await fastio.connect(pg_server.dsn)
+    compat = await fastio.pg.connect(pg_server.dsn)
+    try:
+        expected = [tuple(r) for r in await reference.fetch(BIG_QUERY, BIG)]
+        assert len(expected) == BIG
+        # asyncpg and fastio.pg return json as text; the native API decodes it.
+        native = [(*r[:4], json.loads(r[4])) for r in expected]
+        for target, want in ((pool, native), (conn, native), (compat, expected)):
+            rows = await target.fetch(BIG_QUERY, BIG)
+            assert len(rows) == BIG
+            assert [tuple(r) for r in rows] == want
+            assert (
+                list(rows[0].keys())
+                == list(rows[-1].keys())
+                == ["id", "name", "score", "at", "doc"]
+            )
+        # Sizes around the piece boundaries.
+        for n in (4095, 4096, 4097, 8192, 8193):
+            rows = await pool.fetch("SELECT g FROM generate_series(1, $1::int) g", n)
+            assert [r[0] for r in rows] == list(range(1, n + 1))
+    finally:
+        await reference.close()
+        await conn.close()
+        await compat.close()
+        await pool.close()
+
+
+async def test_an_error_after_many_rows_raises_and_returns_nothing(pg_server: Any) -> None:
+    pool = await pool_for(pg_server, min_size=1, max_size=1)
+    conn = await fastio.connect(pg_server.dsn)
+    query = "SELECT g, 1 / (50000 - g) AS x FROM generate_series(1, $1::int) g"
+    try:
+        for target in (pool, conn):
+            with pytest.raises(exc.DivisionByZeroError):
+                await target.fetch(query, BIG)
+            # The same connection answers the next query with its own rows only.
+            rows = await target.fetch("SELECT g FROM generate_series(1, $1::int) g", BIG)
+            assert [r[0] for r in rows] == list(range(1, BIG + 1))
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+async def test_a_decoder_error_in_a_late_row_raises_and_returns_nothing(pg_server: Any) -> None:
+    import fastio.pg
+
+    class Boom(Exception):
+        pass
+
+    def decoder(text: str) -> str:
+        if text == "50000":
+            raise Boom(text)
+        return "N" + text
+
+    conn = await fastio.pg.connect(pg_server.dsn)
+    try:
+        await conn.set_type_codec("numeric", schema="pg_catalog", encoder=str, decoder=decoder)
+        with pytest.raises(Boom):
+            await conn.fetch("SELECT g::numeric FROM generate_series(1, $1::int) g", BIG)
+        rows = await conn.fetch("SELECT g::numeric FROM generate_series(1, 20000) g")
+        assert [r[0] for r in rows] == [f"N{g}" for g in range(1, 20001)]
+    finally:
+        await conn.close()
+
+
+async def test_record_class_and_type_codecs_apply_to_every_row_of_a_large_result(
+    pg_server: Any,
+) -> None:
+    import fastio.pg
+
+    class Row(fastio.Record):  # type: ignore[misc]
+        def twice(self) -> int:
+            return int(self["id"]) * 2
+
+    query = "SELECT g AS id, (g * 1.5)::numeric AS n FROM generate_series(1, $1::int) g"
+    conn = await fastio.pg.connect(pg_server.dsn)
+    pool = await pool_for(pg_server, min_size=1, max_size=1)
+    try:
+        await conn.set_type_codec(
+            "numeric", schema="pg_catalog", encoder=str, decoder=lambda s: "N" + s
+        )
+        rows = await conn.fetch(query, BIG, record_class=Row)
+        assert all(type(r) is Row for r in rows)
+        assert [(r.twice(), r["n"]) for r in rows] == [
+            (2 * g, "N" + str(decimal.Decimal(g) * decimal.Decimal("1.5")))
+            for g in range(1, BIG + 1)
+        ]
+        rows = await pool.fetch(query, BIG, record_class=Row)
+        assert all(type(r) is Row for r in rows)
+        assert [r["n"] for r in rows] == [
+            decimal.Decimal(g) * decimal.Decimal("1.5") for g in range(1, BIG + 1)
+        ]
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+async def test_timeouts_and_cancellations_midway_through_a_large_result(pg_server: Any) -> None:
+    # Rows 1..49,999 arrive, then the server sleeps: the query is stopped
+    # halfway through its result.
+    stalls = (
+        "SELECT g, 'row ' || g AS s FROM generate_series(1, $1::int) g"
+        " WHERE g <> 50000 OR pg_sleep(60) IS NOT NULL"
+    )
+    pool = await pool_for(pg_server, min_size=3, max_size=3)
+    try:
+        with pytest.raises(fastio.TimeoutError):
+            await pool.fetch(stalls, BIG, timeout=0.5)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(pool.fetch(stalls, BIG), 0.5)
+        task = asyncio.create_task(run(pool.fetch(stalls, BIG)))
+        await wait_until(lambda: _stalled(pool))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with pool.acquire() as conn:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.fetch(stalls, BIG), 0.5)
+            assert await conn.fetchval("SELECT 'after'") == "after"
+        await wait_until(lambda: _no_stall(pool))
+        # Every connection of the pool is clean: each answers its own query.
+        checks = [
+            pool.fetch("SELECT g FROM generate_series(1, $1::int) g", 9000 + i) for i in range(9)
+        ]
+        for i, rows in enumerate(await asyncio.gather(*checks)):
+            assert [r[0] for r in rows] == list(range(1, 9001 + i))
+    finally:
+        await pool.close()
+
+
+async def _stalled(pool: fastio.Pool) -> bool:
+    return await _stall_count(pool) > 0
+
+
+async def _no_stall(pool: fastio.Pool) -> bool:
+    return await _stall_count(pool) == 0
+
+
+async def _stall_count(pool: fastio.Pool) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+            " AND pid <> pg_backend_pid() AND query LIKE '%OR pg_sleep(60) IS NOT NULL'"
+        )
+    )
+
+
+async def test_retry_after_a_connection_killed_midway_does_not_duplicate_rows(
+    pg_server: Any,
+) -> None:
+    t = table()
+    setup = await fastio.connect(pg_server.dsn)
+    await setup.execute(
+        f"CREATE SEQUENCE {t}_once;"
+        f"CREATE FUNCTION {t}_kill(g int) RETURNS int LANGUAGE plpgsql AS $$"
+        f" BEGIN IF g = 50000 AND nextval('{t}_once') = 1 THEN"
+        "   PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(10);"
+        " END IF; RETURN g; END $$"
+    )
+    retry = fastio.Retry(attempts=5, backoff=0.01)
+    pool = await pool_for(pg_server, min_size=1, max_size=1, retry=retry)
+    try:
+        # The first attempt's backend dies after sending 49,999 rows; the
+        # retry's rows are the whole result, each once.
+        rows = await pool.fetch(
+            f"SELECT g, {t}_kill(g) AS k FROM generate_series(1, $1::int) g", BIG
+        )
+        assert [tuple(r) for r in rows] == [(g, g) for g in range(1, BIG + 1)]
+        assert await setup.fetchval(f"SELECT last_value FROM {t}_once") == 2
+    finally:
+        await pool.close()
+        await setup.execute(f"DROP FUNCTION {t}_kill(int); DROP SEQUENCE {t}_once")
+        await setup.close()

@@ -23,7 +23,7 @@ use super::pool::PoolInner;
 use super::postgres::{self, recover, CancelKey, Shape};
 use super::sql::{Dialect, SqlConn};
 use crate::errors::{Error, Result};
-use crate::runtime::{check_fork, future_into_py, Awaitable, ReturnNone};
+use crate::runtime::{check_fork, future_into_py, future_into_py_eager, Awaitable, ReturnNone};
 use sqlx::mysql::MySql;
 use sqlx::sqlite::Sqlite;
 
@@ -489,10 +489,11 @@ impl ConnInner {
         params: Vec<Param>,
         shape: Shape,
         timeout: Option<Duration>,
+        cls: postgres::RecordCls,
     ) -> Result<postgres::QueryOutput> {
         let (json, persistent) = (self.settings.json, self.settings.persistent);
         let run = self.locked(timeout, async |pg| {
-            postgres::run_query(pg, &sql, &params, shape, json, persistent).await
+            postgres::run_query(pg, &sql, &params, shape, json, persistent, &cls).await
         });
         match &self.pool {
             Some(pool) => pool.metrics.timed(&sql, run).await,
@@ -521,10 +522,11 @@ impl ConnInner {
         sql: String,
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
+        cls: postgres::RecordCls,
     ) -> Result<postgres::QueryOutput> {
         let json = self.settings.json;
         let run = self.locked(timeout, async |pg| {
-            postgres::fetch_many(pg, &sql, &batch, json).await
+            postgres::fetch_many(pg, &sql, &batch, json, &cls).await
         });
         match &self.pool {
             Some(pool) => pool.metrics.timed(&sql, run).await,
@@ -751,11 +753,12 @@ impl Connection {
         let timeout = timeout_arg("timeout", timeout)?;
         by_session!(&self.kind, c => pg: {
             check_fork(c.settings.generation, "this connection")?;
-            let cls = c.settings.record_class(py, record_class)?;
+            let cls = c.settings.record_class(py, record_class)?.map(Arc::new);
             let inner = Arc::clone(c);
-            future_into_py(py, async move {
-                let out = inner.query(query, params, shape, timeout).await?;
-                Ok(out.with_record_class(cls))
+            // One connection's query: started on the loop thread (saves a
+            // thread hand-off per query; P4 of issue #4).
+            future_into_py_eager(py, async move {
+                inner.query(query, params, shape, timeout, cls).await
             })
         }, sql: {
             no_record_class(record_class)?;
@@ -808,11 +811,10 @@ impl Connection {
         let c = self.pg("fetchmany")?;
         let batch = c.settings.batch(args)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let cls = c.settings.record_class(py, record_class)?;
+        let cls = c.settings.record_class(py, record_class)?.map(Arc::new);
         let inner = Arc::clone(c);
         future_into_py(py, async move {
-            let out = inner.fetch_many(query, batch, timeout).await?;
-            Ok(out.with_record_class(cls))
+            inner.fetch_many(query, batch, timeout, cls).await
         })
     }
 

@@ -1,6 +1,7 @@
 //! Databases: one `Pool` type and `Connection` for every backend (the DSN's
 //! scheme picks it), `Record` rows, and the value codecs.
 
+pub(crate) mod ahead;
 pub(crate) mod codec;
 pub(crate) mod connection;
 pub(crate) mod copy;

@@ -16,12 +16,14 @@ use sqlx::mysql::{
 };
 use sqlx::{Arguments, AssertSqlSafe, Column, ConnectOptions, Connection, Executor};
 
+use super::ahead::{Ahead, Made, AHEAD_ROWS};
 use super::codec::from_python::{decimal_type, uuid_text, Param};
 use super::codec::to_python::civil;
 use super::codec::{PG_EPOCH_ORDINAL, USECS_PER_DAY};
 use super::connection::Session;
 use super::postgres::Shape;
-use super::sql::{desc_of, record, status_of, Dialect, SqlOutput, Streamed};
+use super::record::RecordDesc;
+use super::sql::{desc_of, record, status_of, Dialect, SqlOutput};
 use crate::errors::{Error, Result};
 
 /// MySQL's limit on placeholders in one prepared statement.
@@ -371,9 +373,6 @@ impl MyRow {
     }
 }
 
-/// Rows per piece of a result decoded ahead on the loop thread.
-const STREAM_ROWS: usize = 4096;
-
 fn kinds_of(columns: &[MySqlColumn]) -> Vec<(u8, u16, u16)> {
     columns
         .iter()
@@ -386,62 +385,42 @@ fn kinds_of(columns: &[MySqlColumn]) -> Vec<(u8, u16, u16)> {
 
 /// On the loop thread: the rows of `set` as Records (or tuples), after
 /// those already made.
-fn decode_ahead(py: Python<'_>, set: &Arc<RawSet>, acc: &std::sync::Mutex<Streamed>, tuples: bool) {
-    let mut acc = acc.lock().unwrap_or_else(|p| p.into_inner());
-    if acc.error.is_some() || set.raw.is_empty() {
-        return;
+fn decode_ahead(
+    py: Python<'_>,
+    set: &Arc<RawSet>,
+    made: &mut Made<Arc<RecordDesc>>,
+    tuples: bool,
+) -> PyResult<()> {
+    if set.raw.is_empty() {
+        return Ok(());
     }
-    if tuples {
-        acc.items.reserve(set.raw.len());
-        for index in 0..set.raw.len() {
-            let row = MyRow {
-                set: Arc::clone(set),
-                index,
-            };
-            let made = <MySql as Dialect>::values(py, &row)
-                .and_then(|v| PyTuple::new(py, v))
-                .map(|t| t.into_any().unbind());
-            match made {
-                Ok(t) => acc.items.push(t),
-                Err(e) => {
-                    acc.error = Some(e);
-                    return;
-                }
-            }
-        }
-        return;
-    }
-    let first = MyRow {
+    let rows = (0..set.raw.len()).map(|index| MyRow {
         set: Arc::clone(set),
-        index: 0,
-    };
-    let desc = match &acc.desc {
-        Some(d) => Arc::clone(d),
-        None => match desc_of::<MySql>(py, &first) {
-            Ok(d) => {
-                acc.desc = Some(Arc::clone(&d));
-                d
-            }
-            Err(e) => {
-                acc.error = Some(e);
-                return;
-            }
-        },
-    };
-    acc.items.reserve(set.raw.len());
-    for index in 0..set.raw.len() {
-        let row = MyRow {
-            set: Arc::clone(set),
-            index,
-        };
-        match record::<MySql>(py, &desc, &row) {
-            Ok(r) => acc.items.push(r),
-            Err(e) => {
-                acc.error = Some(e);
-                return;
-            }
+        index,
+    });
+    made.items.reserve(set.raw.len());
+    if tuples {
+        for row in rows {
+            let values = <MySql as Dialect>::values(py, &row)?;
+            made.items
+                .push(PyTuple::new(py, values)?.into_any().unbind());
         }
+        return Ok(());
     }
+    let desc = match &made.state {
+        Some(d) => Arc::clone(d),
+        None => {
+            let first = MyRow {
+                set: Arc::clone(set),
+                index: 0,
+            };
+            Arc::clone(made.state.insert(desc_of::<MySql>(py, &first)?))
+        }
+    };
+    for row in rows {
+        made.items.push(record::<MySql>(py, &desc, &row)?);
+    }
+    Ok(())
 }
 
 /// A length-encoded integer at `pos` (advanced past it).
@@ -479,16 +458,18 @@ async fn collect(
         Some(bind(params)?)
     };
     let binary = args.is_some();
-    let ahead = matches!(shape, Shape::All | Shape::Exec);
-    let raw = if ahead && crate::runtime::can_post_to_loop() {
+    let ahead = if matches!(shape, Shape::All | Shape::Exec) {
+        Ahead::new()
+    } else {
+        None
+    };
+    let raw = if let Some(ahead) = ahead {
         // A large result is turned into Records (tuples for the DB-API) on
         // the loop thread in pieces while the rest is still being received.
         let tuples = matches!(shape, Shape::Exec);
-        let streamed = Arc::new(std::sync::Mutex::new(Streamed::default()));
-        let acc = Arc::clone(&streamed);
         let mut on_rows =
-            move |cols: &Arc<Vec<MySqlColumn>>, data: &mut Vec<u8>, ends: &mut Vec<usize>| {
-                if ends.len() < STREAM_ROWS {
+            |cols: &Arc<Vec<MySqlColumn>>, data: &mut Vec<u8>, ends: &mut Vec<usize>| {
+                if ends.len() < AHEAD_ROWS {
                     return;
                 }
                 let raw = RawResult {
@@ -503,16 +484,14 @@ async fn collect(
                     kinds: kinds_of(&raw.columns),
                     raw,
                 });
-                let acc = Arc::clone(&acc);
-                let posted = crate::runtime::post_to_loop(Box::new(move |py| {
-                    decode_ahead(py, &set, &acc, tuples);
-                }));
-                debug_assert!(posted.is_ok(), "checked by can_post_to_loop");
+                ahead.post(move |py, made| decode_ahead(py, &set, made, tuples));
             };
-        out.streamed = Some(streamed);
-        conn.fetch_raw_with(sql, args, &mut on_rows)
+        let raw = conn
+            .fetch_raw_with(sql, args, &mut on_rows)
             .await
-            .map_err(map_err)?
+            .map_err(map_err)?;
+        out.ahead = Some(ahead);
+        raw
     } else {
         conn.fetch_raw(sql, args).await.map_err(map_err)?
     };

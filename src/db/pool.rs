@@ -216,11 +216,12 @@ impl PoolInner {
         params: Vec<Param>,
         shape: Shape,
         timeout: Option<Duration>,
+        cls: postgres::RecordCls,
     ) -> Result<postgres::QueryOutput> {
         let (json, persistent) = (self.settings.json, self.settings.persistent);
         let run = retried(self.retry.as_ref(), || {
             self.pooled(timeout, async |pg| {
-                postgres::run_query(pg, &sql, &params, shape, json, persistent).await
+                postgres::run_query(pg, &sql, &params, shape, json, persistent, &cls).await
             })
         });
         self.metrics.timed(&sql, run).await
@@ -240,11 +241,12 @@ impl PoolInner {
         sql: String,
         batch: Vec<Vec<Param>>,
         timeout: Option<Duration>,
+        cls: postgres::RecordCls,
     ) -> Result<postgres::QueryOutput> {
         let json = self.settings.json;
         let run = retried(self.retry.as_ref(), || {
             self.pooled(timeout, async |pg| {
-                postgres::fetch_many(pg, &sql, &batch, json).await
+                postgres::fetch_many(pg, &sql, &batch, json, &cls).await
             })
         });
         self.metrics.timed(&sql, run).await
@@ -421,11 +423,10 @@ impl Pool {
         };
         by_backend!(&self.kind, p => pg: {
             p.check()?;
-            let cls = p.settings.record_class(py, record_class)?;
+            let cls = p.settings.record_class(py, record_class)?.map(Arc::new);
             let inner = Arc::clone(p);
             future_into_py(py, async move {
-                let out = inner.query(query, params, shape, timeout).await?;
-                Ok(out.with_record_class(cls))
+                inner.query(query, params, shape, timeout, cls).await
             })
         }, sql: {
             no_record_class(record_class)?;
@@ -495,10 +496,9 @@ impl Pool {
         pool.check()?;
         let batch = pool.settings.batch(args)?;
         let timeout = timeout_arg("timeout", timeout)?;
-        let cls = pool.settings.record_class(py, record_class)?;
+        let cls = pool.settings.record_class(py, record_class)?.map(Arc::new);
         future_into_py(py, async move {
-            let out = pool.fetch_many(query, batch, timeout).await?;
-            Ok(out.with_record_class(cls))
+            pool.fetch_many(query, batch, timeout, cls).await
         })
     }
 

@@ -19,6 +19,7 @@ use sqlx::postgres::{
 use sqlx::{Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::ahead::{taken, Ahead, Made, AHEAD_ROWS};
 use super::codec::custom::{TypeCodec, TypeCodecs};
 use super::codec::from_python::{encode_wire, Param, Wire};
 use super::codec::oid;
@@ -361,24 +362,20 @@ pub(crate) enum Shape {
     Exec,
 }
 
+/// A `record_class=` (a Record subclass to build the rows as), shared by
+/// the attempts of a query and the pieces of its result.
+pub(crate) type RecordCls = Option<Arc<Py<PyType>>>;
+
 /// Rows still in wire form; turned into Python objects on the loop thread.
 pub(crate) struct QueryOutput {
     rows: Vec<PgRow>,
     status: String,
     shape: Shape,
-    json: JsonMode,
-    /// The session's `set_type_codec` codecs.
-    codecs: Option<Arc<TypeCodecs>>,
-    /// A subclass of Record to build the rows as (`record_class=`).
-    record_class: Option<Py<PyType>>,
-}
-
-impl QueryOutput {
-    /// The rows built as instances of `cls` (a subclass of Record).
-    pub(crate) fn with_record_class(mut self, cls: Option<Py<PyType>>) -> Self {
-        self.record_class = cls;
-        self
-    }
+    /// How the rows are decoded.
+    rows_as: RowsAs,
+    /// Records of the leading rows of a `fetch`, made on the loop thread
+    /// while the rest was received.
+    ahead: Option<Ahead<PgDesc>>,
 }
 
 /// Runs one query on `conn`: prepare (cached), encode, execute, collect.
@@ -389,10 +386,16 @@ pub(crate) async fn run_query(
     shape: Shape,
     json: JsonMode,
     persistent: bool,
+    cls: &RecordCls,
 ) -> Result<QueryOutput> {
     let mut rows = Vec::new();
     let mut status = String::new();
-    let codecs = TypeCodecs::of(conn);
+    let rows_as = RowsAs {
+        json,
+        codecs: TypeCodecs::of(conn),
+        cls: cls.clone(),
+    };
+    let mut ahead = None;
     if params.is_empty() && matches!(shape, Shape::Status) {
         // asyncpg runs argument-less execute() with the simple query
         // protocol: several statements allowed, the last status returned.
@@ -405,7 +408,18 @@ pub(crate) async fn run_query(
     } else {
         let mut retried = false;
         loop {
-            match run_prepared(conn, sql, params, persistent, codecs.as_deref(), &mut rows).await {
+            // A fresh one per attempt: the pieces of a failed one are dropped.
+            ahead = match shape {
+                Shape::All => Ahead::new(),
+                _ => None,
+            };
+            let sink = RowSink {
+                rows: &mut rows,
+                ahead: ahead.as_ref(),
+                rows_as: &rows_as,
+                spent: Arc::default(),
+            };
+            match run_prepared(conn, sql, params, persistent, sink).await {
                 Ok(tag) => {
                     status = tag;
                     break;
@@ -423,33 +437,66 @@ pub(crate) async fn run_query(
         rows,
         status,
         shape,
-        json,
-        codecs,
-        record_class: None,
+        rows_as,
+        ahead,
     })
 }
 
-/// Prepare (cached), bind, execute; rows into `rows`; returns the status.
+/// Where `run_prepared` puts the rows: kept in wire form, and when made
+/// ahead, handed to the loop thread every `AHEAD_ROWS` rows.
+struct RowSink<'a> {
+    rows: &'a mut Vec<PgRow>,
+    ahead: Option<&'a Ahead<PgDesc>>,
+    rows_as: &'a RowsAs,
+    /// Pieces the loop thread has made Records of, handed back to be freed
+    /// here: the rows were allocated on this thread, and freeing them on the
+    /// loop thread cost it time and contended with this one in malloc.
+    spent: Arc<std::sync::Mutex<Vec<Vec<PgRow>>>>,
+}
+
+impl RowSink<'_> {
+    fn push(&mut self, row: PgRow) {
+        self.rows.push(row);
+        let Some(ahead) = self.ahead else {
+            return;
+        };
+        if self.rows.len() >= AHEAD_ROWS {
+            let next = self.spent.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let next = next.map_or_else(
+                || Vec::with_capacity(AHEAD_ROWS),
+                |mut v| {
+                    v.clear();
+                    v
+                },
+            );
+            let piece = std::mem::replace(self.rows, next);
+            let rows_as = self.rows_as.clone();
+            let spent = Arc::clone(&self.spent);
+            ahead.post(move |py, made| {
+                let made = rows_as.records(py, &piece, made);
+                spent.lock().unwrap_or_else(|p| p.into_inner()).push(piece);
+                made
+            });
+        }
+    }
+}
+
+/// Prepare (cached), bind, execute; rows into `sink`; returns the status.
 async fn run_prepared(
     conn: &mut PgConnection,
     sql: &str,
     params: &[Param],
     persistent: bool,
-    codecs: Option<&TypeCodecs>,
-    rows: &mut Vec<PgRow>,
+    mut sink: RowSink<'_>,
 ) -> Result<String> {
     let types = param_wires(conn, sql).await?;
-    let args = bind(&types, params, codecs)?;
-    let query = sqlx::query_with(AssertSqlSafe(sql.to_owned()), args).persistent(persistent);
-    let mut status = String::new();
-    let mut stream = conn.fetch_many(query);
-    while let Some(item) = stream.try_next().await.map_err(|e| map_err(e, Some(sql)))? {
-        match item {
-            Either::Left(done) => status = done.command_tag().to_owned(),
-            Either::Right(row) => rows.push(row),
-        }
-    }
-    Ok(status)
+    let args = bind(&types, params, sink.rows_as.codecs.as_deref())?;
+    let query = sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(sql.to_owned()));
+    let done = conn
+        .fetch_rows(query, args, persistent, &mut |row| sink.push(row))
+        .await
+        .map_err(|e| map_err(e, Some(sql)))?;
+    Ok(done.map(|d| d.command_tag().to_owned()).unwrap_or_default())
 }
 
 /// `executemany`: one prepare, then every argument set pipelined before a
@@ -544,6 +591,7 @@ pub(crate) async fn fetch_many(
     sql: &str,
     batch: &[Vec<Param>],
     json: JsonMode,
+    cls: &RecordCls,
 ) -> Result<QueryOutput> {
     let codecs = TypeCodecs::of(conn);
     let mut rows = Vec::new();
@@ -573,9 +621,12 @@ pub(crate) async fn fetch_many(
         rows,
         status: String::new(),
         shape: Shape::All,
-        json,
-        codecs,
-        record_class: None,
+        rows_as: RowsAs {
+            json,
+            codecs,
+            cls: cls.clone(),
+        },
+        ahead: None,
     })
 }
 
@@ -596,11 +647,11 @@ impl ColDec {
     }
 }
 
-fn record_desc(
-    py: Python<'_>,
-    row: &PgRow,
-    codecs: Option<&TypeCodecs>,
-) -> PyResult<(Arc<RecordDesc>, Vec<ColDec>)> {
+/// What every Record of a result shares: its RecordDesc and how each
+/// column is decoded.
+type PgDesc = (Arc<RecordDesc>, Vec<ColDec>);
+
+fn record_desc(py: Python<'_>, row: &PgRow, codecs: Option<&TypeCodecs>) -> PyResult<PgDesc> {
     let cols = row.columns();
     let names: Vec<&str> = cols.iter().map(|c| c.name()).collect();
     let decs = cols
@@ -631,6 +682,45 @@ fn decode_value<'py>(
         ColDec::Native(Dec::Oid(ty)) => decode(py, *ty, bytes, json),
         ColDec::Native(dec) => decode_with(py, dec, bytes, json),
         ColDec::Custom(codec) => codec.decode(py, bytes),
+    }
+}
+
+/// How a query's rows become Python objects: json as objects or text, the
+/// session's `set_type_codec` codecs, and the Record class.
+#[derive(Clone)]
+struct RowsAs {
+    json: JsonMode,
+    codecs: Option<Arc<TypeCodecs>>,
+    cls: RecordCls,
+}
+
+impl RowsAs {
+    /// Appends `rows` as Records to `made` (its state made from the first
+    /// row the first time).
+    fn records(&self, py: Python<'_>, rows: &[PgRow], made: &mut Made<PgDesc>) -> PyResult<()> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let (desc, decs) = match &made.state {
+            Some(d) => d,
+            None => made
+                .state
+                .insert(record_desc(py, first, self.codecs.as_deref())?),
+        };
+        let rc = RecordClass::of(py, self.cls.as_deref())?;
+        made.items.reserve(rows.len());
+        for row in rows {
+            made.items
+                .push(make_record(py, desc, decs, row, self.json, rc.as_ref())?);
+        }
+        Ok(())
+    }
+
+    /// The first row's Record.
+    fn record(&self, py: Python<'_>, row: &PgRow) -> PyResult<Py<PyAny>> {
+        let (desc, decs) = record_desc(py, row, self.codecs.as_deref())?;
+        let rc = RecordClass::of(py, self.cls.as_deref())?;
+        make_record(py, &desc, &decs, row, self.json, rc.as_ref())
     }
 }
 
@@ -686,32 +776,19 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
     type Error = PyErr;
 
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let json = self.json;
-        let codecs = self.codecs.as_deref();
-        let rc = RecordClass::of(py, self.record_class.as_ref())?;
-        let cls = rc.as_ref();
+        let rows_as = &self.rows_as;
         match self.shape {
             Shape::Status | Shape::Exec => {
                 Ok(pyo3::types::PyString::new(py, &self.status).into_any())
             }
             Shape::All => {
-                let Some(first) = self.rows.first() else {
-                    return Ok(PyList::empty(py).into_any());
-                };
-                let (desc, types) = record_desc(py, first, codecs)?;
-                let items = self
-                    .rows
-                    .iter()
-                    .map(|row| make_record(py, &desc, &types, row, json, cls))
-                    .collect::<PyResult<Vec<_>>>()?;
-                Ok(PyList::new(py, items)?.into_any())
+                let mut made = taken(self.ahead.as_ref())?;
+                rows_as.records(py, &self.rows, &mut made)?;
+                Ok(PyList::new(py, made.items)?.into_any())
             }
             Shape::Row => match self.rows.first() {
                 None => Ok(py.None().into_bound(py)),
-                Some(row) => {
-                    let (desc, types) = record_desc(py, row, codecs)?;
-                    Ok(make_record(py, &desc, &types, row, json, cls)?.into_bound(py))
-                }
+                Some(row) => Ok(rows_as.record(py, row)?.into_bound(py)),
             },
             Shape::Value(col) => match self.rows.first() {
                 None => Ok(py.None().into_bound(py)),
@@ -723,8 +800,12 @@ impl<'py> IntoPyObject<'py> for QueryOutput {
                             plural(n)
                         )));
                     }
-                    let dec = ColDec::of(py, row.columns()[col].type_info(), codecs)?;
-                    decode_value(py, row, col, &dec, json)
+                    let dec = ColDec::of(
+                        py,
+                        row.columns()[col].type_info(),
+                        rows_as.codecs.as_deref(),
+                    )?;
+                    decode_value(py, row, col, &dec, rows_as.json)
                 }
             },
         }

@@ -15,6 +15,7 @@ use sqlx::pool::{PoolConnection, PoolOptions};
 use sqlx::{ConnectOptions, Connection as _, Database};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+use super::ahead::{taken, Ahead, Made};
 use super::codec::from_python::Param;
 use super::connection::{close_pooled, Busy, Conn, ConnState, Reset, Session};
 use super::pool::Stats;
@@ -115,15 +116,7 @@ where
     pub(crate) columns: Option<D::Header>,
     /// Records (`fetch`) or tuples (DB-API cursors) of the leading rows,
     /// made on the loop thread while the rest was received.
-    pub(crate) streamed: Option<Arc<std::sync::Mutex<Streamed>>>,
-}
-
-/// Records made ahead of a result's completion (see `runtime::post_to_loop`).
-#[derive(Default)]
-pub(crate) struct Streamed {
-    pub(crate) desc: Option<Arc<RecordDesc>>,
-    pub(crate) items: Vec<Py<PyAny>>,
-    pub(crate) error: Option<PyErr>,
+    pub(crate) ahead: Option<Ahead<Arc<RecordDesc>>>,
 }
 
 impl<D: Dialect> SqlOutput<D>
@@ -138,7 +131,7 @@ where
             status: String::new(),
             shape,
             columns: None,
-            streamed: None,
+            ahead: None,
         }
     }
 
@@ -185,24 +178,6 @@ pub(crate) fn status_of(sql: &str, affected: u64, rows: usize) -> String {
     }
 }
 
-impl<D: Dialect> SqlOutput<D>
-where
-    D::Connection: Session,
-{
-    /// The rows already made on the loop thread (and their RecordDesc), or
-    /// the error that stopped making them.
-    fn take_streamed(&self) -> PyResult<Streamed> {
-        let Some(s) = &self.streamed else {
-            return Ok(Streamed::default());
-        };
-        let mut s = std::mem::take(&mut *s.lock().unwrap_or_else(|p| p.into_inner()));
-        match s.error.take() {
-            Some(e) => Err(e),
-            None => Ok(s),
-        }
-    }
-}
-
 impl<'py, D: Dialect> IntoPyObject<'py> for SqlOutput<D>
 where
     D::Connection: Session,
@@ -215,9 +190,10 @@ where
         match self.shape {
             Shape::Status => Ok(PyString::new(py, &self.status).into_any()),
             Shape::All => {
-                let Streamed {
-                    mut items, desc, ..
-                } = self.take_streamed()?;
+                let Made {
+                    mut items,
+                    state: desc,
+                } = taken(self.ahead.as_ref())?;
                 let desc = match (desc, self.rows.first()) {
                     (Some(d), _) => d,
                     (None, Some(first)) => desc_of::<D>(py, first)?,
@@ -254,7 +230,7 @@ where
                         None => py.None().into_bound(py),
                     },
                 };
-                let mut rows = self.take_streamed()?.items;
+                let mut rows = taken(self.ahead.as_ref())?.items;
                 rows.reserve(self.rows.len());
                 for row in &self.rows {
                     rows.push(PyTuple::new(py, D::values(py, row)?)?.into_any().unbind());

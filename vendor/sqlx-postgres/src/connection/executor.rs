@@ -203,13 +203,55 @@ impl PgConnection {
         persistent: bool,
         metadata_opt: Option<Arc<PgStatementMetadata>>,
     ) -> Result<impl Stream<Item = Result<Either<PgQueryResult, PgRow>, Error>> + 'e, Error> {
-        let mut logger = QueryLogger::new(query, self.inner.log_settings.clone());
+        let (mut logger, mut metadata, format) = self
+            .run_start(query, arguments, persistent, metadata_opt)
+            .await?;
+        Ok(try_stream! {
+            while let Some(item) = self.run_next(&mut logger, &mut metadata, format).await? {
+                r#yield!(item);
+            }
+            Ok(())
+        })
+    }
+
+    /// fastio patch: `run()` without the row stream: each row is handed to
+    /// `on_row` as it is read (no stream item per row, which cost more than
+    /// reading the row). Returns the last CommandComplete.
+    pub async fn fetch_rows(
+        &mut self,
+        query: SqlStr,
+        arguments: PgArguments,
+        persistent: bool,
+        on_row: &mut (dyn FnMut(PgRow) + Send),
+    ) -> Result<Option<PgQueryResult>, Error> {
+        let (mut logger, mut metadata, format) = self
+            .run_start(query, Some(arguments), persistent, None)
+            .await?;
+        let mut done = None;
+        while let Some(item) = self.run_next(&mut logger, &mut metadata, format).await? {
+            match item {
+                Either::Left(result) => done = Some(result),
+                Either::Right(row) => on_row(row),
+            }
+        }
+        Ok(done)
+    }
+
+    /// fastio patch: the first half of `run()`: sends the query.
+    async fn run_start(
+        &mut self,
+        query: SqlStr,
+        arguments: Option<PgArguments>,
+        persistent: bool,
+        metadata_opt: Option<Arc<PgStatementMetadata>>,
+    ) -> Result<(QueryLogger, Arc<PgStatementMetadata>, PgValueFormat), Error> {
+        let logger = QueryLogger::new(query, self.inner.log_settings.clone());
         let sql = logger.sql().as_str();
 
         // before we continue, wait until we are "ready" to accept more queries
         self.wait_until_ready().await?;
 
-        let mut metadata: Arc<PgStatementMetadata>;
+        let metadata: Arc<PgStatementMetadata>;
 
         let format = if let Some(mut arguments) = arguments {
             // Check this before we write anything to the stream.
@@ -294,11 +336,21 @@ impl PgConnection {
 
         self.inner.stream.flush().await?;
 
-        Ok(try_stream! {
-            loop {
-                let message = self.inner.stream.recv().await?;
+        Ok((logger, metadata, format))
+    }
 
-                match message.format {
+    /// fastio patch: the second half of `run()`: the next row or command
+    /// result, `None` at ReadyForQuery.
+    async fn run_next(
+        &mut self,
+        logger: &mut QueryLogger,
+        metadata: &mut Arc<PgStatementMetadata>,
+        format: PgValueFormat,
+    ) -> Result<Option<Either<PgQueryResult, PgRow>>, Error> {
+        loop {
+            let message = self.inner.stream.recv().await?;
+
+            match message.format {
                     BackendMessageFormat::BindComplete
                     | BackendMessageFormat::ParseComplete
                     | BackendMessageFormat::ParameterDescription
@@ -319,10 +371,10 @@ impl PgConnection {
 
                         let rows_affected = cc.rows_affected();
                         logger.increase_rows_affected(rows_affected);
-                        r#yield!(Either::Left(PgQueryResult {
+                        return Ok(Some(Either::Left(PgQueryResult {
                             rows_affected,
                             command_tag: cc.tag(),
-                        }));
+                        })));
                     }
 
                     BackendMessageFormat::EmptyQueryResponse => {
@@ -342,7 +394,7 @@ impl PgConnection {
                             false,
                         ).await?;
 
-                        metadata = new_metadata;
+                        *metadata = new_metadata;
                     }
 
                     BackendMessageFormat::DataRow => {
@@ -353,16 +405,16 @@ impl PgConnection {
                         let row = PgRow {
                             data,
                             format,
-                            metadata: Arc::clone(&metadata),
+                            metadata: Arc::clone(metadata),
                         };
 
-                        r#yield!(Either::Right(row));
+                        return Ok(Some(Either::Right(row)));
                     }
 
                     BackendMessageFormat::ReadyForQuery => {
                         // processing of the query string is complete
                         self.handle_ready_for_query(message)?;
-                        break;
+                        return Ok(None);
                     }
 
                     _ => {
@@ -372,10 +424,7 @@ impl PgConnection {
                         ));
                     }
                 }
-            }
-
-            Ok(())
-        })
+        }
     }
 }
 
