@@ -107,6 +107,8 @@ enum Stop {
     Fallback,
     /// The request failed; this is the error reqwest would report.
     Fail(Error),
+    /// The connection closed in the middle of the response head.
+    Incomplete,
 }
 
 impl From<Error> for Stop {
@@ -124,19 +126,41 @@ const PHASE_BODY: u8 = 1;
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Framing {
     Length(u64),
-    Chunked(Chunk),
+    Chunked(Chunked),
     /// Until the server closes the connection.
     Eof,
     Done,
 }
 
+/// hyper's chunked decoder states (`proto::h1::decode::ChunkedState`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Chunk {
+    Start,
     Size,
-    Data(u64),
-    DataEnd,
-    Trailers,
+    SizeLws,
+    Extension,
+    SizeLf,
+    Body,
+    BodyCr,
+    BodyLf,
+    Trailer,
+    TrailerLf,
+    EndCr,
+    EndLf,
 }
+
+/// Where a chunked body is, with hyper's counters and limits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Chunked {
+    state: Chunk,
+    size: u64,
+    extensions: u64,
+    trailers: usize,
+}
+
+/// hyper's limits on chunk extensions and trailers.
+const CHUNKED_EXTENSIONS_LIMIT: u64 = 16 * 1024;
+const TRAILER_LIMIT: usize = 16 * 1024;
 
 /// A parsed response head.
 struct Head {
@@ -256,6 +280,7 @@ impl Lean {
                 None
             }
             Err(Stop::Fail(e)) => Some(Err(e)),
+            Err(Stop::Incomplete) => Some(Err(closed_before_response(spec))),
         }
     }
 
@@ -282,9 +307,10 @@ impl Lean {
                 // this request (or before answering it): a fresh one, as
                 // hyper does for a request that was not answered.
                 Ok(None) | Err(_) if reused => continue,
-                Ok(None) => return Err(Stop::Fail(closed_before_response(spec))),
-                Err(Stop::Fail(_)) => return Err(Stop::Fallback),
-                Err(Stop::Fallback) => return Err(Stop::Fallback),
+                Ok(None) | Err(Stop::Incomplete) => {
+                    return Err(Stop::Fail(closed_before_response(spec)))
+                }
+                Err(Stop::Fail(_) | Stop::Fallback) => return Err(Stop::Fallback),
             }
         };
         if (100..200).contains(&head.status)
@@ -313,6 +339,7 @@ impl Lean {
             conn: &mut conn,
             framing,
             spec,
+            trailers: None,
         };
         let (body, py_body) = match decoder {
             None => client.read_body(&mut body, spec).await?,
@@ -471,8 +498,7 @@ impl Conn {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
-                    // A partial head: reqwest says what hyper makes of it.
-                    Err(Stop::Fallback)
+                    Err(Stop::Incomplete)
                 };
             }
         }
@@ -505,7 +531,12 @@ impl Conn {
             let mut te = headers.get_all(TRANSFER_ENCODING).iter();
             match (te.next(), te.next()) {
                 (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"chunked") => {
-                    Framing::Chunked(Chunk::Size)
+                    Framing::Chunked(Chunked {
+                        state: Chunk::Start,
+                        size: 0,
+                        extensions: 0,
+                        trailers: 0,
+                    })
                 }
                 _ => return Err(Stop::Fallback),
             }
@@ -564,6 +595,8 @@ struct LeanBody<'a> {
     conn: &'a mut Conn,
     framing: Framing,
     spec: &'a RequestSpec,
+    /// The trailers of a chunked body, once they start.
+    trailers: Option<Vec<u8>>,
 }
 
 impl LeanBody<'_> {
@@ -583,7 +616,7 @@ impl LeanBody<'_> {
             Ok(true) => Ok(()),
             Ok(false) => Err(body_error(
                 self.spec,
-                "end of file before message completed",
+                "end of file before message length reached",
             )),
             Err(e) => Err(body_error(self.spec, &e.to_string())),
         }
@@ -619,74 +652,201 @@ impl LeanBody<'_> {
                     }
                     return Ok(Some(self.conn.take(usize::MAX)));
                 }
-                Framing::Chunked(Chunk::Data(left)) => {
-                    if self.conn.buf.is_empty() {
-                        self.fill().await?;
+                Framing::Chunked(mut c) => {
+                    let out = self.step_chunked(&mut c).await;
+                    self.framing = Framing::Chunked(c);
+                    match out? {
+                        ChunkStep::Data(piece) => return Ok(Some(piece)),
+                        ChunkStep::More => {}
+                        ChunkStep::End => self.framing = Framing::Done,
                     }
-                    let piece = self.conn.take(usize::try_from(left).unwrap_or(usize::MAX));
-                    let left = left - piece.len() as u64;
-                    self.framing = Framing::Chunked(if left == 0 {
-                        Chunk::DataEnd
-                    } else {
-                        Chunk::Data(left)
-                    });
-                    return Ok(Some(piece));
-                }
-                Framing::Chunked(Chunk::DataEnd) => {
-                    while self.conn.buf.len() < 2 {
-                        self.fill().await?;
-                    }
-                    if &self.conn.buf[..2] != b"\r\n" {
-                        return Err(body_error(self.spec, "Invalid chunk body LF"));
-                    }
-                    self.conn.buf.advance(2);
-                    self.framing = Framing::Chunked(Chunk::Size);
-                }
-                Framing::Chunked(state @ (Chunk::Size | Chunk::Trailers)) => {
-                    let line = loop {
-                        if let Some(i) = memchr::memchr(b'\n', &self.conn.buf) {
-                            break i;
-                        }
-                        if self.conn.buf.len() > MAX_HEAD {
-                            return Err(body_error(self.spec, "chunk size line too long"));
-                        }
-                        self.fill().await?;
-                    };
-                    let text = self.conn.buf.split_to(line + 1);
-                    let text = text.strip_suffix(b"\r\n").unwrap_or(&text[..line]);
-                    self.framing = if state == Chunk::Trailers {
-                        if text.is_empty() {
-                            Framing::Done
-                        } else {
-                            Framing::Chunked(Chunk::Trailers)
-                        }
-                    } else {
-                        match chunk_size(text) {
-                            Some(0) => Framing::Chunked(Chunk::Trailers),
-                            Some(n) => Framing::Chunked(Chunk::Data(n)),
-                            None => {
-                                return Err(body_error(self.spec, "Invalid chunk size line"));
-                            }
-                        }
-                    };
                 }
             }
         }
     }
+
+    /// One byte of a chunk's framing (hyper's `byte!`).
+    async fn byte(&mut self) -> Result<u8> {
+        if self.conn.buf.is_empty() {
+            match self.conn.fill().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(body_error(
+                        self.spec,
+                        "unexpected EOF during chunk size line",
+                    ))
+                }
+                Err(e) => return Err(body_error(self.spec, &e.to_string())),
+            }
+        }
+        let b = self.conn.buf[0];
+        self.conn.buf.advance(1);
+        Ok(b)
+    }
+
+    /// One step of hyper's chunked decoder, its error messages included.
+    async fn step_chunked(&mut self, c: &mut Chunked) -> Result<ChunkStep> {
+        let spec = self.spec;
+        let bad = |msg: &str| Err(body_error(spec, msg));
+        fn hex(b: u8) -> Option<u64> {
+            (b as char).to_digit(16).map(u64::from)
+        }
+        let push = |c: &mut Chunked, digit: u64| -> Option<()> {
+            c.size = c.size.checked_mul(16)?.checked_add(digit)?;
+            Some(())
+        };
+        match c.state {
+            Chunk::Start => {
+                let b = self.byte().await?;
+                let Some(d) = hex(b) else {
+                    return bad("Invalid chunk size line: missing size digit");
+                };
+                if push(c, d).is_none() {
+                    return bad("invalid chunk size: overflow");
+                }
+                c.state = Chunk::Size;
+            }
+            Chunk::Size => match self.byte().await? {
+                b'\t' | b' ' => c.state = Chunk::SizeLws,
+                b';' => c.state = Chunk::Extension,
+                b'\r' => c.state = Chunk::SizeLf,
+                b => {
+                    let Some(d) = hex(b) else {
+                        return bad("Invalid chunk size line: Invalid Size");
+                    };
+                    if push(c, d).is_none() {
+                        return bad("invalid chunk size: overflow");
+                    }
+                }
+            },
+            Chunk::SizeLws => match self.byte().await? {
+                b'\t' | b' ' => {}
+                b';' => c.state = Chunk::Extension,
+                b'\r' => c.state = Chunk::SizeLf,
+                _ => return bad("Invalid chunk size linear white space"),
+            },
+            Chunk::Extension => match self.byte().await? {
+                b'\r' => c.state = Chunk::SizeLf,
+                b'\n' => return bad("invalid chunk extension contains newline"),
+                _ => {
+                    c.extensions += 1;
+                    if c.extensions >= CHUNKED_EXTENSIONS_LIMIT {
+                        return bad("chunk extensions over limit");
+                    }
+                }
+            },
+            Chunk::SizeLf => match self.byte().await? {
+                b'\n' if c.size == 0 => c.state = Chunk::EndCr,
+                b'\n' => c.state = Chunk::Body,
+                _ => return bad("Invalid chunk size LF"),
+            },
+            Chunk::Body => {
+                if self.conn.buf.is_empty() {
+                    self.fill().await?;
+                }
+                let piece = self
+                    .conn
+                    .take(usize::try_from(c.size).unwrap_or(usize::MAX));
+                c.size -= piece.len() as u64;
+                if c.size == 0 {
+                    c.state = Chunk::BodyCr;
+                }
+                return Ok(ChunkStep::Data(piece));
+            }
+            Chunk::BodyCr => match self.byte().await? {
+                b'\r' => c.state = Chunk::BodyLf,
+                _ => return bad("Invalid chunk body CR"),
+            },
+            Chunk::BodyLf => match self.byte().await? {
+                b'\n' => c.state = Chunk::Start,
+                _ => return bad("Invalid chunk body LF"),
+            },
+            // Trailers are checked as hyper checks them, then dropped (reqwest
+            // reads none).
+            Chunk::EndCr => {
+                let b = self.byte().await?;
+                self.trailer_byte(c, b)?;
+                c.state = if b == b'\r' {
+                    Chunk::EndLf
+                } else {
+                    Chunk::Trailer
+                };
+            }
+            Chunk::Trailer => {
+                let b = self.byte().await?;
+                self.trailer_byte(c, b)?;
+                if b == b'\r' {
+                    c.state = Chunk::TrailerLf;
+                }
+            }
+            Chunk::TrailerLf => match self.byte().await? {
+                b'\n' => {
+                    if c.trailers >= MAX_HEADERS {
+                        return bad("chunk trailers count overflow");
+                    }
+                    c.trailers += 1;
+                    self.trailer_byte(c, b'\n')?;
+                    c.state = Chunk::EndCr;
+                }
+                _ => return bad("Invalid trailer end LF"),
+            },
+            Chunk::EndLf => match self.byte().await? {
+                b'\n' => {
+                    self.trailer_byte(c, b'\n')?;
+                    return match self.trailers.take() {
+                        Some(buf) => check_trailers(&buf, c.trailers)
+                            .map(|()| ChunkStep::End)
+                            .map_err(|msg| body_error(self.spec, &msg)),
+                        None => Ok(ChunkStep::End),
+                    };
+                }
+                _ => return bad("Invalid chunk end LF"),
+            },
+        }
+        Ok(ChunkStep::More)
+    }
+
+    /// Keeps a byte of the trailers (hyper starts keeping them at the first
+    /// byte after the last chunk that is not CR).
+    fn trailer_byte(&mut self, c: &Chunked, b: u8) -> Result<()> {
+        let buf = match (&mut self.trailers, c.state, b) {
+            (Some(buf), _, _) => buf,
+            (None, Chunk::EndCr, b'\r') | (None, Chunk::EndLf, _) => return Ok(()),
+            (slot @ None, _, _) => slot.insert(Vec::with_capacity(64)),
+        };
+        buf.push(b);
+        if buf.len() >= TRAILER_LIMIT {
+            return Err(body_error(self.spec, "chunk trailers bytes over limit"));
+        }
+        Ok(())
+    }
 }
 
-/// The size in a chunk size line (`1a;ext=1`), None if malformed.
-fn chunk_size(line: &[u8]) -> Option<u64> {
-    let end = line
-        .iter()
-        .position(|&b| b == b';')
-        .unwrap_or(line.len());
-    let digits = line[..end].trim_ascii();
-    if digits.is_empty() || digits.len() > 16 {
-        return None;
+/// What one step of the chunked decoder gave.
+enum ChunkStep {
+    Data(Bytes),
+    More,
+    End,
+}
+
+/// hyper's check of a chunked body's trailers (`decode_trailers`).
+fn check_trailers(buf: &[u8], count: usize) -> std::result::Result<(), String> {
+    let mut headers = vec![httparse::EMPTY_HEADER; count];
+    match httparse::parse_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete((_, headers))) => {
+            for h in headers.iter() {
+                if HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+                    return Err(format!("Invalid header name: {h:?}"));
+                }
+                if HeaderValue::from_bytes(h.value).is_err() {
+                    return Err(format!("Invalid header value: {h:?}"));
+                }
+            }
+            Ok(())
+        }
+        Ok(httparse::Status::Partial) => Err("Partial header".into()),
+        Err(e) => Err(e.to_string()),
     }
-    let text = std::str::from_utf8(digits).ok()?;
-    u64::from_str_radix(text, 16).ok()
 }
 
 impl BodySource for LeanBody<'_> {
@@ -766,7 +926,7 @@ fn timed_out(spec: &RequestSpec, phase: u8) -> Error {
     let what = if phase == PHASE_HEAD {
         "error sending request"
     } else {
-        "request or response body error"
+        "error decoding response body: request or response body error"
     };
     Error::http(
         HttpErrorKind::ReadTimeout,
@@ -788,7 +948,7 @@ fn connect_timed_out(spec: &RequestSpec) -> Error {
     )
 }
 
-/// hyper's error when a new connection closes before any response.
+/// hyper's error when a new connection closes before a whole response head.
 fn closed_before_response(spec: &RequestSpec) -> Error {
     Error::http(
         HttpErrorKind::Read,
@@ -799,12 +959,13 @@ fn closed_before_response(spec: &RequestSpec) -> Error {
     )
 }
 
-/// reqwest's error when the body breaks off.
+/// reqwest's error when the body breaks off (it words it as a decoding
+/// error).
 fn body_error(spec: &RequestSpec, cause: &str) -> Error {
     Error::http(
-        HttpErrorKind::Read,
+        HttpErrorKind::Decoding,
         format!(
-            "connection broken for {}: request or response body error: error reading a body from connection: {cause}",
+            "could not decode the response body for {}: error decoding response body: request or response body error: error reading a body from connection: {cause}",
             spec.redacted_url()
         ),
     )
@@ -813,15 +974,6 @@ fn body_error(spec: &RequestSpec, cause: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunk_sizes() {
-        assert_eq!(chunk_size(b"1a"), Some(26));
-        assert_eq!(chunk_size(b"0"), Some(0));
-        assert_eq!(chunk_size(b"ff;name=value"), Some(255));
-        assert_eq!(chunk_size(b"zz"), None);
-        assert_eq!(chunk_size(b""), None);
-    }
 
     #[test]
     fn targets_hyper_sends_as_they_are() {
