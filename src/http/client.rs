@@ -488,7 +488,9 @@ impl ClientInner {
         let version = resp.version();
         let url: Arc<str> = Arc::from(crate::errors::redact_url(resp.url()));
         let headers = Arc::new(std::mem::take(resp.headers_mut()));
-        let (body, py_body) = self.read_body(&mut ReqwestBody { resp, spec }, spec).await?;
+        let (body, py_body) = self
+            .read_body(&mut ReqwestBody { resp, spec }, spec)
+            .await?;
         Ok(ResponseData {
             status,
             version,

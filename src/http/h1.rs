@@ -86,7 +86,7 @@ pub struct Lean {
     connect_timeout: Option<Duration>,
     follow_redirects: bool,
     /// Idle connections by `host:port`, most recently used last.
-    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    idle: Mutex<HashMap<Box<str>, Vec<Idle>>>,
     max_idle_per_host: usize,
 }
 
@@ -183,18 +183,16 @@ fn write_header(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
 /// lets through): anything else goes to reqwest.
 fn plain_target(target: &str) -> bool {
     !target.is_empty()
-        && target.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b)
-        })
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
 }
 
 /// Whether a comma-separated header holds `token` (case-insensitive).
 fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        })
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     })
 }
 
@@ -292,12 +290,13 @@ impl Lean {
         start: Instant,
     ) -> std::result::Result<ResponseData, Stop> {
         let url = &spec.url;
-        let host = url.host_str().ok_or(Stop::Fallback)?;
         let port = url.port_or_known_default().ok_or(Stop::Fallback)?;
-        let key = format!("{host}:{port}");
-        let request = self.request_bytes(spec)?;
+        // `host[:port]` (no credentials here): the pool's key, and the Host
+        // header hyper writes (the port only when it is not the default).
+        let authority = url.authority();
+        let request = self.request_bytes(spec, authority)?;
         let (mut conn, head) = loop {
-            let (mut conn, reused) = match self.checkout(&key) {
+            let (mut conn, reused) = match self.checkout(authority) {
                 Some(c) => (c, true),
                 None => (self.connect(spec, port).await?, false),
             };
@@ -306,7 +305,7 @@ impl Lean {
                 // The server closed a kept-alive connection before it saw
                 // this request (or before answering it): a fresh one, as
                 // hyper does for a request that was not answered.
-                Ok(None) | Err(_) if reused => continue,
+                Ok(None) | Err(Stop::Fail(_)) if reused => continue,
                 Ok(None) | Err(Stop::Incomplete) => {
                     return Err(Stop::Fail(closed_before_response(spec)))
                 }
@@ -355,7 +354,7 @@ impl Lean {
             }
         };
         if keep_alive && client.is_open() {
-            self.checkin(key, conn);
+            self.checkin(authority, conn);
         }
         Ok(ResponseData {
             status,
@@ -371,24 +370,23 @@ impl Lean {
 
     /// The request as hyper would write it after reqwest and tower-http
     /// added their headers.
-    fn request_bytes(&self, spec: &RequestSpec) -> std::result::Result<Vec<u8>, Stop> {
+    fn request_bytes(
+        &self,
+        spec: &RequestSpec,
+        authority: &str,
+    ) -> std::result::Result<Vec<u8>, Stop> {
         let url = &spec.url;
         let target = &url[Position::BeforePath..Position::AfterQuery];
-        let mut out = Vec::with_capacity(64 + target.len() + self.default_block.len());
+        let mut out =
+            Vec::with_capacity(32 + target.len() + self.default_block.len() + authority.len());
         out.extend_from_slice(b"GET ");
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        let host_value = || -> std::result::Result<HeaderValue, Stop> {
-            let host = url.host_str().ok_or(Stop::Fallback)?;
-            let text = match url.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host.to_owned(),
-            };
-            HeaderValue::from_str(&text).map_err(|_| Stop::Fallback)
-        };
         if spec.headers.is_empty() {
             out.extend_from_slice(&self.default_block);
-            write_header(&mut out, &HOST, &host_value()?);
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(authority.as_bytes());
+            out.extend_from_slice(b"\r\n");
         } else {
             let mut headers = spec.headers.clone();
             for (k, v) in &self.defaults {
@@ -403,7 +401,8 @@ impl Lean {
                 );
             }
             if !headers.contains_key(HOST) {
-                headers.insert(HOST, host_value()?);
+                let host = HeaderValue::from_str(authority).map_err(|_| Stop::Fallback)?;
+                headers.insert(HOST, host);
             }
             for (k, v) in &headers {
                 write_header(&mut out, k, v);
@@ -424,14 +423,18 @@ impl Lean {
         None
     }
 
-    fn checkin(&self, key: String, conn: Conn) {
+    fn checkin(&self, key: &str, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.entry(key).or_default();
-        if list.len() < self.max_idle_per_host {
-            list.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
+        let entry = Idle {
+            conn,
+            since: Instant::now(),
+        };
+        match idle.get_mut(key) {
+            Some(list) if list.len() < self.max_idle_per_host => list.push(entry),
+            Some(_) => {}
+            None => {
+                idle.insert(key.into(), vec![entry]);
+            }
         }
     }
 
