@@ -265,7 +265,7 @@ async def test_read_timeout_is_a_builtin_timeout(http_server: Any) -> None:
         await fastio.Client(timeout=None).get(f"{http_server.url}/hang", timeout=0.3)
 
 
-async def test_connect_timeout() -> None:
+async def test_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     # A listener that never accepts, its backlog filled: further SYNs go unanswered.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -285,6 +285,10 @@ async def test_connect_timeout() -> None:
         assert time.monotonic() - start < 3
         assert isinstance(info.value, builtins.TimeoutError)
         assert isinstance(info.value, fastio.HTTPTimeoutError)
+        # The lean HTTP/1.1 path words it as reqwest does.
+        with pytest.raises(fastio.ConnectTimeout) as plain:
+            await reqwest_client(monkeypatch, connect_timeout=0.3).get(f"http://127.0.0.1:{port}/")
+        assert str(info.value) == str(plain.value)
     finally:
         for c in fillers:
             c.close()

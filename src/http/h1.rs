@@ -945,7 +945,7 @@ fn connect_timed_out(spec: &RequestSpec) -> Error {
     Error::http(
         HttpErrorKind::ConnectTimeout,
         format!(
-            "connect timed out for {}: error sending request: client error (Connect): operation timed out",
+            "connect timed out for {}: error sending request: client error (Connect): tcp connect error: deadline has elapsed",
             spec.redacted_url()
         ),
     )
