@@ -17,6 +17,13 @@ fn _live_tasks() -> usize {
     live_tasks()
 }
 
+/// Requests the lean HTTP/1.1 path took, and how many of them it handed
+/// to reqwest: `(taken, handed_over)` since the process started.
+#[pyfunction]
+fn _http_lean_stats() -> (u64, u64) {
+    crate::http::h1::stats()
+}
+
 /// Panics in Rust: on the calling thread (`in_task=False`) or inside a tokio
 /// task behind an awaitable (`in_task=True`).
 #[pyfunction]
@@ -110,6 +117,7 @@ fn _log<'py>(
 
 pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_live_tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(_http_lean_stats, m)?)?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;
     m.add_function(wrap_pyfunction!(_fail, m)?)?;
     m.add_function(wrap_pyfunction!(_noop, m)?)?;

@@ -265,7 +265,7 @@ async def test_read_timeout_is_a_builtin_timeout(http_server: Any) -> None:
         await fastio.Client(timeout=None).get(f"{http_server.url}/hang", timeout=0.3)
 
 
-async def test_connect_timeout() -> None:
+async def test_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     # A listener that never accepts, its backlog filled: further SYNs go unanswered.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -285,6 +285,10 @@ async def test_connect_timeout() -> None:
         assert time.monotonic() - start < 3
         assert isinstance(info.value, builtins.TimeoutError)
         assert isinstance(info.value, fastio.HTTPTimeoutError)
+        # The lean HTTP/1.1 path words it as reqwest does.
+        with pytest.raises(fastio.ConnectTimeout) as plain:
+            await reqwest_client(monkeypatch, connect_timeout=0.3).get(f"http://127.0.0.1:{port}/")
+        assert str(info.value) == str(plain.value)
     finally:
         for c in fillers:
             c.close()
@@ -829,3 +833,332 @@ async def test_http2_when_the_server_supports_it(h2_server: tuple[str, str]) -> 
     assert all(x.http_version == "HTTP/2" for x in rs)
     r = await fastio.Client(ca_file=ca_file).get(f"{url}/")  # http2=False: HTTP/1.1 only
     assert r.http_version == "HTTP/1.1" and r.json() == {"http_version": "1.1"}
+
+
+# ------------------------------------------------- the lean HTTP/1.1 path
+#
+# Plain http:// GETs take fastio's own HTTP/1.1 client (src/http/h1.rs)
+# instead of reqwest. Each behaviour below is checked against reqwest's:
+# a client built with FASTIO_HTTP_LEAN=0 always takes reqwest.
+
+
+def lean_stats() -> tuple[int, int]:
+    """(requests that took the lean path, of those handed to reqwest)."""
+    taken, handed = _fastio._http_lean_stats()
+    return int(taken), int(handed)
+
+
+def reqwest_client(monkeypatch: pytest.MonkeyPatch, **kw: Any) -> fastio.Client:
+    with monkeypatch.context() as m:
+        m.setenv("FASTIO_HTTP_LEAN", "0")
+        return fastio.Client(**kw)
+
+
+class CannedServer:
+    """A raw HTTP server on 127.0.0.1 for what the harness server cannot
+    send: it answers each request with fixed bytes, then keeps the
+    connection (`close=False`) or closes it. It records each raw request
+    head and counts connections. Stops when the `with` block ends."""
+
+    def __init__(self, response: bytes, *, close: bool = True, stall: bool = False) -> None:
+        self.response = response
+        self.close = close
+        self.stall = stall  # send the response, then neither more nor close
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stopped = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self) -> CannedServer:
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        for t in self.threads:
+            t.join(5)
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.1)
+        data = b""
+        with conn:
+            while not self.stopped.is_set():
+                try:
+                    got = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not got:
+                    return
+                data += got
+                while b"\r\n\r\n" in data:
+                    head, data = data.split(b"\r\n\r\n", 1)
+                    self.requests.append(head)
+                    conn.sendall(self.response)
+                    if self.stall:
+                        self.stopped.wait(10)
+                        return
+                    if self.close:
+                        conn.shutdown(socket.SHUT_WR)
+                        return
+
+
+def outcome(r: Any) -> Any:
+    """What Python sees of a result: every Response field, or the error."""
+    if isinstance(r, BaseException):
+        return (type(r).__name__, str(r))
+    return (
+        r.status,
+        r.reason,
+        r.ok,
+        r.http_version,
+        r.url,
+        list(r.headers.items()),
+        r.content,
+    )
+
+
+CANNED = {
+    "content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello",
+    "chunked": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n1A\r\n" + b"z" * 26 + b"\r\n0\r\nX-Trailer: t\r\n\r\n"
+    ),
+    "until-eof": b"HTTP/1.1 200 OK\r\nX-A: caf\xe9\r\n\r\nbody until the end",
+    "connection-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    "http-1.0": b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "no-content": b"HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+    "odd-status": b"HTTP/1.1 599 Whatever\r\nContent-Length: 0\r\n\r\n",
+    "redirect": b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n",
+    # Handed to reqwest: a 1xx, two lengths, a body that does not decode,
+    # a head hyper rejects.
+    "continue": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "two-lengths": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+    "bad-gzip": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello",
+    "garbage": b"garbage\r\n\r\n",
+    # Failures the lean path reports itself.
+    "no-response": b"",
+    "short-body": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+    "short-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    "bad-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n",
+    "bad-chunk-end": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY",
+    "bad-trailer": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nno colon\r\n\r\n"
+    ),
+    "partial-head": b"HTTP/1.1 200 OK\r\nContent-Le",
+}
+HANDED_OVER = {"continue", "two-lengths", "bad-gzip", "garbage"}
+
+
+@pytest.mark.parametrize("case", sorted(CANNED))
+async def test_lean_path_answers_as_reqwest_does(
+    monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    seen = []
+    for lean in (True, False):
+        client = (
+            fastio.Client(follow_redirects=False)
+            if lean
+            else reqwest_client(monkeypatch, follow_redirects=False)
+        )
+        with CannedServer(CANNED[case]) as server:
+            before = lean_stats()
+            rs = await client.fetch_all([f"{server.url}/p?q=1"], timeout=5)
+            after = lean_stats()
+            # The same result, and the same request on the wire, byte for
+            # byte (but for the servers' ports).
+            seen.append(repr((outcome(rs[0]), server.requests[-1])).replace(server.url[7:], "H"))
+        if lean:
+            assert after[0] == before[0] + 1
+            assert after[1] == before[1] + (case in HANDED_OVER)
+    assert seen[0] == seen[1]
+
+
+async def test_lean_path_request_headers_match_reqwest(monkeypatch: pytest.MonkeyPatch) -> None:
+    kw: dict[str, Any] = {"headers": {"X-Default": "d", "Accept": "text/plain"}}
+    requests = []
+    for client in (fastio.Client(**kw), reqwest_client(monkeypatch, **kw)):
+        with CannedServer(CANNED["content-length"]) as server:
+            item = fastio.Request(
+                "GET",
+                f"{server.url}/p",
+                headers=[("X-One", "1"), ("x-one", "2"), ("Accept-Encoding", "gzip")],
+                params={"a": "b c"},
+            )
+            rs = await client.fetch_all([item, f"{server.url}/q?x=%2F"])
+            assert all(r.status == 200 for r in rs)
+            requests.append(repr(sorted(server.requests)).replace(server.url[7:], "H"))
+    assert requests[0] == requests[1]
+
+
+async def test_lean_path_reuses_connections() -> None:
+    # Its own server: the harness's counts every test's connections.
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with CannedServer(response, close=False) as server:
+        client = fastio.Client()
+        before = lean_stats()
+        rs = await client.fetch_all([f"{server.url}/?i={i}" for i in range(500)], concurrency=10)
+        assert all(r.content == b"ok" for r in rs)
+        assert lean_stats() == (before[0] + 500, before[1])
+        assert len(server.requests) == 500
+        assert server.connections <= 10
+        rs = await client.fetch_all([f"{server.url}/"] * 100, concurrency=10)
+        assert all(r.content == b"ok" for r in rs)
+        assert server.connections <= 10
+
+
+async def test_lean_path_survives_servers_closing_idle_connections() -> None:
+    # The server closes each connection right after its response, without
+    # saying so: a request sent on a kept connection is sent again on a new one.
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with CannedServer(response, close=True) as server:
+        client = fastio.Client()
+        before = lean_stats()
+        for _ in range(20):
+            r = await client.get(f"{server.url}/")
+            assert r.content == b"ok"
+            await asyncio.sleep(0.01)
+        rs = await client.fetch_all([f"{server.url}/"] * 50, concurrency=5)
+        assert all(r.content == b"ok" for r in rs)
+        assert lean_stats() == (before[0] + 70, before[1])
+        assert len(server.requests) == server.connections == 70
+
+
+async def test_lean_path_connection_close_is_not_reused() -> None:
+    with CannedServer(CANNED["connection-close"], close=False) as server:
+        client = fastio.Client()
+        for _ in range(5):
+            assert (await client.get(f"{server.url}/")).content == b"ok"
+        # Kept open by the server, but the response said close: never reused.
+        assert server.connections == 5
+
+
+async def test_lean_path_chunked_and_large_bodies_through_fetch_all(http_server: Any) -> None:
+    u = http_server.url
+    before = lean_stats()
+    urls = [
+        f"{u}/stream-bytes/300000?seed=7&chunk_size=1000",
+        f"{u}/bytes/1000001?seed=3",
+        f"{u}/bytes/10?seed=4",
+        f"{u}/large/5",
+    ]
+    rs = await fastio.Client().fetch_all(urls, concurrency=2)
+    assert rs[0].content == deterministic_bytes(300000, 7)
+    assert rs[1].content == deterministic_bytes(1000001, 3)
+    assert rs[2].content == deterministic_bytes(10, 4)
+    assert len(rs[3].content) == 5 * 1024 * 1024
+    assert lean_stats() == (before[0] + 4, before[1])
+    capped = fastio.Client(max_body_size=299_999)
+    r = (await capped.fetch_all([urls[0]]))[0]
+    assert isinstance(r, fastio.BodyTooLarge)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "brotli", "zstd"])
+async def test_lean_path_decodes_bodies_as_reqwest(
+    http_server: Any, monkeypatch: pytest.MonkeyPatch, encoding: str
+) -> None:
+    url = f"{http_server.url}/{encoding}"
+    before = lean_stats()
+    lean = (await fastio.Client().fetch_all([url]))[0]
+    assert lean_stats() == (before[0] + 1, before[1])
+    plain = (await reqwest_client(monkeypatch).fetch_all([url]))[0]
+    assert lean.json() == plain.json()
+    # Content-Encoding and Content-Length removed, as reqwest does.
+    drop = {"date"}
+    assert [h for h in lean.headers.items() if h[0] not in drop] == [
+        h for h in plain.headers.items() if h[0] not in drop
+    ]
+    assert "content-encoding" not in lean.headers
+
+
+async def test_lean_path_redirects_through_fetch_all(
+    http_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = http_server.url
+    urls = [f"{u}/redirect/3", f"{u}/redirect/1", f"{u}/get"]
+    lean = await fastio.Client().fetch_all(urls)
+    plain = await reqwest_client(monkeypatch).fetch_all(urls)
+    assert [(r.status, r.url) for r in lean] == [(r.status, r.url) for r in plain]
+    assert [r.status for r in lean] == [200, 200, 200] and lean[0].url == f"{u}/get"
+    rs = await fastio.Client(max_redirects=2).fetch_all(urls[:1])
+    assert isinstance(rs[0], fastio.TooManyRedirects)
+
+
+async def test_lean_path_timeouts_match_reqwest(
+    http_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = http_server.url
+    urls = [f"{u}/hang-headers", f"{u}/hang"]
+    before = lean_stats()
+    lean = await fastio.Client().fetch_all(urls, timeout=0.3)
+    assert lean_stats() == (before[0] + 2, before[1])
+    plain = await reqwest_client(monkeypatch).fetch_all(urls, timeout=0.3)
+    assert [outcome(r) for r in lean] == [outcome(r) for r in plain]
+    assert all(isinstance(r, fastio.ReadTimeout) for r in lean)
+    with CannedServer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", stall=True) as server:
+        lean = await fastio.Client(timeout=0.3).fetch_all([server.url])
+        plain = await reqwest_client(monkeypatch, timeout=0.3).fetch_all([server.url])
+    assert outcome(lean[0]) == outcome(plain[0])
+
+
+async def test_lean_path_cancelled_fetch_all_closes_its_connections(http_server: Any) -> None:
+    u = http_server.url
+    conns = open_connections(u)
+    base = await wait_live_tasks(0)
+    before = lean_stats()
+    client = fastio.Client()
+    task = asyncio.create_task(client.fetch_all([f"{u}/hang"] * 6, concurrency=3))
+    deadline = time.monotonic() + 5
+    while open_connections(u) < conns + 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert lean_stats()[0] == before[0] + 3
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await wait_live_tasks(base) == base
+    assert wait_open_at_most(u, conns) <= conns
+    assert lean_stats() == (before[0] + 3, before[1])
+
+
+async def test_lean_path_per_host_limit(http_server: Any) -> None:
+    u = http_server.url
+    sync_get(f"{u}/concurrency/reset")
+    client = fastio.Client(max_connections_per_host=4)
+    before = lean_stats()
+    rs = await client.fetch_all([f"{u}/concurrency/hold?ms=20"] * 30, concurrency=30)
+    assert all(r.status == 200 for r in rs)
+    assert lean_stats() == (before[0] + 30, before[1])
+    assert sync_get(f"{u}/concurrency/stats")["max"] == 4
+
+
+async def test_closing_a_client_closes_its_lean_connections(http_server: Any) -> None:
+    u = http_server.url
+    conns = open_connections(u)
+    client = fastio.Client()
+    rs = await client.fetch_all([f"{u}/get"] * 8, concurrency=4)
+    assert all(r.status == 200 for r in rs)
+    assert open_connections(u) >= conns + 1
+    await client.close()
+    assert wait_open_at_most(u, conns) <= conns

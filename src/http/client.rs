@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::breaker::{self, CircuitBreaker};
 use crate::errors::{arg_type_error, from_reqwest, Error, HttpErrorKind, Result};
+use crate::http::h1::Lean;
 use crate::http::request::{
     build_spec, parse_headers, parse_seconds, RequestArgs, RequestSpec, TimeoutArg,
 };
@@ -66,6 +67,9 @@ struct CacheEntry {
 pub struct ClientInner {
     /// None once closed: dropping it closes the idle pooled connections.
     http: std::sync::RwLock<Option<reqwest::Client>>,
+    /// The lean HTTP/1.1 path (see `h1`), unless this client's requests
+    /// always need reqwest.
+    lean: Option<Lean>,
     pub base_url: Option<Url>,
     timeout: Option<Duration>,
     total_limit: Option<Arc<Semaphore>>,
@@ -121,9 +125,40 @@ const MAX_CACHED_SERIES: usize = 10_000;
 /// (see [`PyBody`]); below this the copy costs less than attaching to Python.
 const PY_BODY_MIN: u64 = 128 * 1024;
 
+/// The User-Agent of every request.
+const USER_AGENT: &str = concat!("fastio/", env!("CARGO_PKG_VERSION"));
+
+/// A response body read piece by piece: reqwest's, or the lean path's.
+pub(crate) trait BodySource {
+    /// The length announced by the server, when the body is not decoded.
+    fn content_length(&self) -> Option<u64>;
+    /// The next piece, None at the end.
+    async fn chunk(&mut self) -> Result<Option<Bytes>>;
+}
+
+/// A reqwest response's body, its errors in fastio's words.
+struct ReqwestBody<'a> {
+    resp: reqwest::Response,
+    spec: &'a RequestSpec,
+}
+
+impl BodySource for ReqwestBody<'_> {
+    fn content_length(&self) -> Option<u64> {
+        self.resp.content_length()
+    }
+
+    async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        self.resp
+            .chunk()
+            .await
+            .map_err(|e| from_reqwest(e, &self.spec.redacted_url()))
+    }
+}
+
 impl ClientInner {
     pub fn build(cfg: ClientConfig) -> Result<Arc<Self>> {
         install_tls_provider();
+        let lean = Lean::new(&cfg, USER_AGENT);
         let mut b = reqwest::Client::builder()
             .default_headers(cfg.headers)
             .tcp_nodelay(true)
@@ -138,7 +173,7 @@ impl ClientInner {
             .brotli(true)
             .deflate(true)
             .zstd(true)
-            .user_agent(concat!("fastio/", env!("CARGO_PKG_VERSION")));
+            .user_agent(USER_AGENT);
         if !cfg.http2 {
             b = b.http1_only();
         }
@@ -168,6 +203,7 @@ impl ClientInner {
             .map_err(|e| Error::InvalidArgument(format!("Client(): {}", e.without_url())))?;
         Ok(Arc::new(ClientInner {
             http: std::sync::RwLock::new(Some(http)),
+            lean,
             base_url: cfg.base_url,
             timeout: cfg.timeout,
             total_limit: cfg.max_connections.map(|n| Arc::new(Semaphore::new(n))),
@@ -282,8 +318,17 @@ impl ClientInner {
             .map_err(|e| from_reqwest(e, &spec.redacted_url()))
     }
 
-    fn check_length(&self, resp: &reqwest::Response, spec: &RequestSpec) -> Result<()> {
-        if let (Some(max), Some(len)) = (self.max_body_size, resp.content_length()) {
+    /// Whether the client is still open (its connections may be kept).
+    pub(crate) fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn max_body_size(&self) -> Option<u64> {
+        self.max_body_size
+    }
+
+    fn check_length(&self, content_length: Option<u64>, spec: &RequestSpec) -> Result<()> {
+        if let (Some(max), Some(len)) = (self.max_body_size, content_length) {
             if len > max {
                 return Err(body_too_large(max, spec));
             }
@@ -291,25 +336,21 @@ impl ClientInner {
         Ok(())
     }
 
-    async fn read_body(
+    /// Reads a whole body, within `max_body_size`.
+    pub(crate) async fn read_body<S: BodySource>(
         &self,
-        mut resp: reqwest::Response,
+        src: &mut S,
         spec: &RequestSpec,
     ) -> Result<(Bytes, Option<Arc<PyBody>>)> {
-        let redacted = || spec.redacted_url();
-        self.check_length(&resp, spec)?;
+        let length = src.content_length();
+        self.check_length(length, spec)?;
         // Known length (no content decoding) and large: into a `bytes` object.
-        let writer = resp
-            .content_length()
+        let writer = length
             .filter(|&n| n >= PY_BODY_MIN)
             .and_then(|n| PyBodyWriter::new(usize::try_from(n).ok()?));
         if let Some(mut w) = writer {
             let mut spill: Option<BytesMut> = None;
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|e| from_reqwest(e, &redacted()))?
-            {
+            while let Some(chunk) = src.chunk().await? {
                 match spill.as_mut() {
                     None if w.push(&chunk) => {}
                     None => {
@@ -331,23 +372,27 @@ impl ClientInner {
                 (None, Err(w)) => (Bytes::copy_from_slice(w.filled()), None),
             });
         }
-        let Some(max) = self.max_body_size else {
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| from_reqwest(e, &redacted()))?;
-            return Ok((body, None));
+        let max = self.max_body_size.unwrap_or(u64::MAX);
+        // One piece (a small body) is kept as it is; more are joined.
+        let Some(first) = src.chunk().await? else {
+            return Ok((Bytes::new(), None));
         };
-        let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(0).min(max) as usize);
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| from_reqwest(e, &redacted()))?
-        {
+        if first.len() as u64 > max {
+            return Err(body_too_large(max, spec));
+        }
+        let Some(second) = src.chunk().await? else {
+            return Ok((first, None));
+        };
+        let hint = length.unwrap_or(0).min(max) as usize;
+        let mut buf = BytesMut::with_capacity(hint.max(first.len() + second.len()));
+        buf.extend_from_slice(&first);
+        let mut next = Some(second);
+        while let Some(chunk) = next {
             if (buf.len() + chunk.len()) as u64 > max {
                 return Err(body_too_large(max, spec));
             }
             buf.extend_from_slice(&chunk);
+            next = src.chunk().await?;
         }
         Ok((buf.freeze(), None))
     }
@@ -432,12 +477,20 @@ impl ClientInner {
 
     /// One attempt: send and read the whole body.
     async fn attempt_inner(&self, spec: &RequestSpec, start: Instant) -> Result<ResponseData> {
+        if let Some(lean) = self.lean.as_ref().filter(|_| Lean::eligible(spec)) {
+            let timeout = spec.timeout.or(self.timeout);
+            if let Some(out) = lean.attempt(self, spec, timeout, start).await {
+                return out;
+            }
+        }
         let mut resp = self.send(spec).await?;
         let status = resp.status().as_u16();
         let version = resp.version();
         let url: Arc<str> = Arc::from(crate::errors::redact_url(resp.url()));
         let headers = Arc::new(std::mem::take(resp.headers_mut()));
-        let (body, py_body) = self.read_body(resp, spec).await?;
+        let (body, py_body) = self
+            .read_body(&mut ReqwestBody { resp, spec }, spec)
+            .await?;
         Ok(ResponseData {
             status,
             version,
@@ -529,7 +582,7 @@ impl ClientInner {
                 url,
             });
         }
-        self.check_length(&resp, &spec)?;
+        self.check_length(resp.content_length(), &spec)?;
         let file = tokio::fs::File::create(&path).await?;
         let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
         let mut written: u64 = 0;
@@ -954,6 +1007,9 @@ impl Client {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        if let Some(lean) = &self.inner.lean {
+            lean.clear();
+        }
         self.inner
             .cache
             .lock()
@@ -1004,7 +1060,7 @@ impl StreamState {
         let permits = inner.permits(&spec.url).await;
         let start = Instant::now();
         let mut resp = inner.send(spec).await?;
-        inner.check_length(&resp, spec)?;
+        inner.check_length(resp.content_length(), spec)?;
         let meta = ResponseData {
             status: resp.status().as_u16(),
             version: resp.version(),

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod fetch_all;
+pub mod h1;
 pub mod request;
 pub mod response;
 pub mod stream;
