@@ -45,10 +45,12 @@ use crate::errors::{arg_type_error, new_err, Error, Exc, Result};
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// `configure(worker_threads=N)`; 0 means "not configured".
 static CONFIGURED_WORKERS: AtomicUsize = AtomicUsize::new(0);
-/// Measured with benches/bench_bridge.py: with the event loop on one core,
-/// one tokio worker on the other gives the best latency and throughput on
-/// 2-core machines; more workers only contend with the loop thread.
-const DEFAULT_WORKERS: usize = 1;
+/// Two tokio workers (one on a 1-core machine). Measured on 2 cores with
+/// `make bench`: a second worker costs trivial futures (bench_bridge.py's
+/// 100k gather: 263k/s against 368k/s) but overlaps the I/O of real work:
+/// fetch_all 0.84x of wrk against 0.55x, the pool point select of
+/// bench_pg.py ~3.2x asyncpg against ~2.4x, MySQL's within noise.
+const MAX_DEFAULT_WORKERS: usize = 2;
 
 struct RuntimeSlot {
     generation: u64,
@@ -106,7 +108,9 @@ fn worker_count() -> Result<usize> {
                 "FASTIO_WORKER_THREADS must be a positive integer, got {s:?}"
             ))),
         },
-        Err(_) => Ok(DEFAULT_WORKERS),
+        Err(_) => Ok(std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(MAX_DEFAULT_WORKERS)),
     }
 }
 

@@ -257,6 +257,16 @@ def test_worker_threads_from_configure_and_environment() -> None:
         "import fastio; print(fastio.runtime_worker_threads())", FASTIO_WORKER_THREADS="2"
     )
     assert from_env.stdout.strip() == "2", from_env.stderr
+    env = {k: v for k, v in os.environ.items() if k != "FASTIO_WORKER_THREADS"}
+    default = subprocess.run(
+        [sys.executable, "-c", "import fastio; print(fastio.runtime_worker_threads())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    # Two workers, or one on a single-core machine.
+    assert default.stdout.strip() == str(min(2, len(os.sched_getaffinity(0)))), default.stderr
     bad = run_python(
         """
         import asyncio, fastio
