@@ -543,12 +543,13 @@ impl Awaitable {
         };
         let me: Py<Awaitable> = slf.clone().unbind();
         let live = LiveTask::new();
-        let task: UnitFuture = Box::pin(LOOP.scope(Arc::clone(&waker), async move {
+        let task = LOOP.scope(Arc::clone(&waker), async move {
             let _live = live;
             let completion = fut.await;
             waker.push(me, completion);
-        }));
+        });
         if !eager {
+            // Spawned as is: boxing it again would cost an allocation per await.
             inner.state = State::Running(Task::Spawned(rt.spawn(task).abort_handle()));
             return Ok(());
         }
@@ -557,7 +558,7 @@ impl Awaitable {
         let parked = Parked::new(rt);
         inner.state = State::Running(Task::Parked(Arc::clone(&parked)));
         drop(inner);
-        parked.first_poll(task);
+        parked.first_poll(Box::pin(task));
         Ok(())
     }
 
