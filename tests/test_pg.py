@@ -8,6 +8,7 @@ import asyncio
 import datetime
 import decimal
 import itertools
+import random
 import uuid
 from typing import Any
 
@@ -107,6 +108,70 @@ async def test_executemany_inserts_every_row_and_is_atomic(pg_server: Any) -> No
         await pool.executemany(f"INSERT INTO {t} VALUES ($1, $2)", [])
     finally:
         await pool.close()
+
+
+async def test_executemany_of_a_plain_insert_runs_multi_row_statements(pg_server: Any) -> None:
+    t, log = table(), table()
+    conn = await fastio.connect(pg_server.dsn)
+    plain = await fastio.connect(pg_server.dsn, statement_cache_size=0)
+    peer = await asyncpg.connect(pg_server.dsn)
+    try:
+        await conn.execute(
+            f"CREATE TABLE {log} (n int);"
+            f"CREATE TABLE {t} (seq bigserial, id int UNIQUE, name text, score float8);"
+            f"CREATE FUNCTION {t}_stmt() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$BEGIN INSERT INTO {log} VALUES (1); RETURN NULL; END$$;"
+            f"CREATE TRIGGER {t}_s AFTER INSERT ON {t} FOR EACH STATEMENT"
+            f" EXECUTE FUNCTION {t}_stmt()"
+        )
+        ids = list(range(10_000))
+        random.Random(4).shuffle(ids)
+        rows = [(i, None if i % 7 == 0 else f"naïve {i}", i / 3) for i in ids]
+        insert = f"INSERT INTO {t} (id, name, score) VALUES ($1::int, $2, $3)"
+        await conn.executemany(insert, rows)
+        # 9 statements of 1,024 rows, then 512, 256 and 16: not 10,000.
+        assert await conn.fetchval(f"SELECT count(*) FROM {log}") == 12
+        got = await conn.fetch(f"SELECT id, name, score FROM {t} ORDER BY seq")
+        assert [tuple(r) for r in got] == rows  # every value, in the batch's order
+        # The same rows through asyncpg's executemany give the same table.
+        await peer.execute(f"TRUNCATE {t}, {log}")
+        await peer.executemany(insert, rows)
+        theirs = await peer.fetch(f"SELECT id, name, score FROM {t} ORDER BY seq")
+        assert [tuple(r) for r in theirs] == rows
+        # ON CONFLICT DO NOTHING with duplicates inside the batch: the first wins.
+        await conn.execute(f"TRUNCATE {t}, {log}")
+        await conn.executemany(
+            f"INSERT INTO {t} (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            [(i % 50, str(i)) for i in range(100)],
+        )
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 50
+        assert await conn.fetchval(f"SELECT name FROM {t} WHERE id = 49") == "49"
+        # A duplicate in the last group: nothing of the batch is kept.
+        await conn.execute(f"TRUNCATE {t}, {log}")
+        with pytest.raises(exc.UniqueViolationError):
+            await conn.executemany(insert, rows + [(ids[0], "dup", 0.0)])
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 0
+        # A value that does not fit, far into the batch: DataError, nothing sent.
+        with pytest.raises(exc.DataError, match=r"\$1"):
+            await conn.executemany(insert, rows[:5000] + [("x", "y", 1.0)])
+        assert await conn.fetchval(f"SELECT count(*) FROM {log}") == 0
+        # Without a statement cache (PgBouncer), one statement per row as before.
+        await plain.executemany(insert, rows[:100])
+        assert await plain.fetchval(f"SELECT count(*) FROM {log}") == 100
+        assert await plain.fetchval(f"SELECT count(*) FROM {t}") == 100
+        # A statement that is not a plain INSERT is left as it is.
+        await conn.execute(f"TRUNCATE {t}, {log}")
+        await conn.executemany(
+            f"INSERT INTO {t} (id, name) VALUES ($1, 'x' || $2)", [(i, str(i)) for i in range(20)]
+        )
+        assert await conn.fetchval(f"SELECT count(*) FROM {log}") == 20
+        assert await conn.fetchval(f"SELECT name FROM {t} WHERE id = 3") == "x3"
+    finally:
+        await peer.execute(f"DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {log}")
+        await peer.execute(f"DROP FUNCTION IF EXISTS {t}_stmt()")
+        await peer.close()
+        await plain.close()
+        await conn.close()
 
 
 async def test_pool_sizes_and_stats(pg_server: Any) -> None:

@@ -7,6 +7,7 @@ pub(crate) mod connection;
 pub(crate) mod copy;
 pub(crate) mod hooks;
 pub(crate) mod listener;
+pub(crate) mod multirow;
 pub(crate) mod mysql;
 pub(crate) mod pool;
 pub(crate) mod postgres;

@@ -14,7 +14,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{
     PgArgumentBuffer, PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow,
-    PgSeverity, PgTypeInfo, PgTypeKind,
+    PgSeverity, PgTypeInfo, PgTypeKind, PipelinePart,
 };
 use sqlx::{Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +25,7 @@ use super::codec::from_python::{encode_wire, Param, Wire};
 use super::codec::oid;
 use super::codec::py_wire::{put_row, PyRows, RowFailure};
 use super::codec::to_python::{decode, decode_with, Dec, JsonMode};
+use super::multirow::{self, MultiRow};
 use super::record::{Record, RecordDesc};
 use crate::errors::{Error, Result};
 
@@ -531,17 +532,28 @@ pub(crate) async fn run_many(conn: &mut PgConnection, sql: &str, rows: &PyRows) 
             conn.fetch_pipelined(sql, args).await.map(drop)
         } else {
             let (data, ends) = Python::attach(|py| encode_rows(py, rows, &types))?;
-            let mut blocks = Vec::with_capacity(ends.len());
-            let mut start = 0;
-            for &end in &ends {
-                blocks.push(&data[start..end]);
-                start = end;
-            }
             let infos: Vec<PgTypeInfo> = types
                 .iter()
                 .map(|(ty, _)| PgTypeInfo::with_oid(sqlx::postgres::types::Oid(*ty)))
                 .collect();
-            conn.execute_pipelined(sql, &infos, &blocks).await.map(drop)
+            let multi = MultiRow::of(sql, types.len()).filter(|_| {
+                ends.len() >= multirow::MIN_GROUP
+                    && conn.statement_cache_capacity() >= MULTIROW_CACHE
+            });
+            match multi {
+                Some(m) => {
+                    let parts = multirow_parts(&m, sql, &infos, &data, &ends);
+                    let parts: Vec<PipelinePart<'_>> = parts
+                        .iter()
+                        .map(|(sql, types, rows)| PipelinePart { sql, types, rows })
+                        .collect();
+                    conn.execute_pipelined_parts(&parts).await.map(drop)
+                }
+                None => {
+                    let blocks = row_blocks(&data, &ends, 1);
+                    conn.execute_pipelined(sql, &infos, &blocks).await.map(drop)
+                }
+            }
         };
         match sent {
             Ok(_) => break,
@@ -556,6 +568,67 @@ pub(crate) async fn run_many(conn: &mut PgConnection, sql: &str, rows: &PyRows) 
     }
     conn.count_query();
     Ok(())
+}
+
+/// A statement cache smaller than this (PgBouncer setups turn it off) keeps
+/// executemany to one statement: the multi-row plan prepares up to nine.
+const MULTIROW_CACHE: usize = 16;
+
+/// `data`'s rows (ending at `ends`) as Bind parameter blocks of `group`
+/// rows each (the rows of a group are contiguous).
+fn row_blocks<'d>(data: &'d [u8], ends: &[usize], group: usize) -> Vec<&'d [u8]> {
+    let mut blocks = Vec::with_capacity(ends.len() / group);
+    let mut start = 0;
+    for end in ends.chunks_exact(group).map(|c| c[group - 1]) {
+        blocks.push(&data[start..end]);
+        start = end;
+    }
+    blocks
+}
+
+/// A statement's text, its parameter types and its Bind parameter blocks.
+type OwnedPart<'d> = (String, Vec<PgTypeInfo>, Vec<&'d [u8]>);
+
+/// The statements of a multi-row executemany ([`multirow::plan`]), each
+/// with its parameter types and its groups of rows, in the rows' order.
+fn multirow_parts<'d>(
+    m: &MultiRow<'_>,
+    sql: &str,
+    infos: &[PgTypeInfo],
+    data: &'d [u8],
+    ends: &[usize],
+) -> Vec<OwnedPart<'d>> {
+    let mut parts = Vec::new();
+    let mut done = 0;
+    for (group, times) in multirow::plan(ends.len(), infos.len()) {
+        let rows = group * times;
+        let start = if done == 0 { 0 } else { ends[done - 1] };
+        let blocks = row_blocks(
+            &data[start..],
+            &rebased(&ends[done..done + rows], start),
+            group,
+        );
+        let (text, types) = if group == 1 {
+            (sql.to_owned(), infos.to_vec())
+        } else {
+            (
+                m.statement(group),
+                infos
+                    .iter()
+                    .cycle()
+                    .take(infos.len() * group)
+                    .cloned()
+                    .collect(),
+            )
+        };
+        parts.push((text, types, blocks));
+        done += rows;
+    }
+    parts
+}
+
+fn rebased(ends: &[usize], start: usize) -> Vec<usize> {
+    ends.iter().map(|e| e - start).collect()
 }
 
 /// Each row's Bind parameter block, back to back in one buffer, and where

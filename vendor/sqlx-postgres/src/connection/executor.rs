@@ -428,6 +428,15 @@ impl PgConnection {
     }
 }
 
+/// fastio patch: one statement of [`PgConnection::execute_pipelined_parts`]
+/// and its argument sets (each one Bind parameter block, in the binary
+/// format of `types`).
+pub struct PipelinePart<'a> {
+    pub sql: &'a str,
+    pub types: &'a [PgTypeInfo],
+    pub rows: &'a [&'a [u8]],
+}
+
 impl PgConnection {
     /// fastio patch: the parameter types the server inferred for `sql`.
     /// With the statement cache on, a named statement kept in the cache (a
@@ -458,32 +467,65 @@ impl PgConnection {
         types: &[PgTypeInfo],
         rows: &[&[u8]],
     ) -> Result<Vec<PgQueryResult>, Error> {
+        self.execute_pipelined_parts(&[PipelinePart { sql, types, rows }])
+            .await
+    }
+
+    /// fastio patch: [`execute_pipelined`](Self::execute_pipelined) over
+    /// several statements, each bound once per argument set of its part, the
+    /// parts in order, all before one Sync (atomic). Every statement is
+    /// prepared before anything is bound, so more than one part needs the
+    /// statement cache, with room for all of them.
+    pub async fn execute_pipelined_parts(
+        &mut self,
+        parts: &[PipelinePart<'_>],
+    ) -> Result<Vec<PgQueryResult>, Error> {
         // A chunk is small enough to fit in the socket buffers whatever the
         // server is doing, so writing it never waits on the server reading.
         const CHUNK: usize = 1000;
         const CHUNK_BYTES: usize = 64 * 1024;
         self.wait_until_ready().await?;
-        if rows.is_empty() {
+        let count: usize = parts.iter().map(|p| p.rows.len()).sum();
+        if count == 0 {
             return Ok(Vec::new());
         }
-        // Checked before anything is sent: a chunk cut short by a client-side
-        // error would be committed by the Sync that ends it.
-        let num_params = u16::try_from(types.len()).map_err(|_| {
-            err_protocol!("execute_pipelined(): too many arguments: {}", types.len())
-        })?;
         let persistent = self.inner.cache_statement.is_enabled();
-        let (statement, _) = self
-            .get_or_prepare(sql, types, persistent, None, false)
-            .await?;
+        let live = parts.iter().filter(|p| !p.rows.is_empty()).count();
+        if live > 1 && (!persistent || self.inner.cache_statement.capacity() < live) {
+            return Err(err_protocol!(
+                "execute_pipelined_parts(): {live} statements need the statement cache"
+            ));
+        }
+        // Checked and prepared before anything is sent: a chunk cut short by
+        // a client-side error would be committed by the Sync that ends it.
+        let mut statements = Vec::with_capacity(parts.len());
+        for part in parts {
+            let num_params = u16::try_from(part.types.len()).map_err(|_| {
+                err_protocol!("execute_pipelined(): too many arguments: {}", part.types.len())
+            })?;
+            if part.rows.is_empty() {
+                continue;
+            }
+            let (statement, _) = self
+                .get_or_prepare(part.sql, part.types, persistent, None, false)
+                .await?;
+            statements.push((statement, num_params, part.rows));
+        }
         self.wait_until_ready().await?;
-        let count = rows.len();
+        // The next argument set to bind: (statement, row) indices.
+        let (mut part, mut row) = (0, 0);
         let mut results = Vec::with_capacity(count);
         let mut unread: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
         let mut sent = 0;
         let outcome: Result<(), Error> = async {
             while sent < count {
                 let mut n = 0;
-                for params in &rows[sent..] {
+                while let Some(&(statement, num_params, rows)) = statements.get(part) {
+                    let params = rows[row];
+                    row += 1;
+                    if row == rows.len() {
+                        (part, row) = (part + 1, 0);
+                    }
                     self.inner.stream.write_msg(Bind {
                         portal: PortalId::UNNAMED,
                         statement,

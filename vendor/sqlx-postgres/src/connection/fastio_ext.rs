@@ -28,6 +28,12 @@ impl PgConnection {
         self.inner.fastio_text_oids = text_oids;
     }
 
+    /// fastio patch: how many prepared statements the cache holds (0 when
+    /// it is off).
+    pub fn statement_cache_capacity(&self) -> usize {
+        self.inner.cache_statement.capacity()
+    }
+
     /// fastio patch: what `set_fastio_codecs` attached.
     pub fn fastio_codecs(&self) -> Option<&Arc<dyn Any + Send + Sync>> {
         self.inner.fastio_codecs.as_ref()

@@ -27,6 +27,7 @@ pub use self::stream::PgStream;
 mod describe;
 mod establish;
 mod executor;
+pub use self::executor::PipelinePart;
 mod fastio_ext;
 mod resolve;
 mod sasl;
