@@ -741,16 +741,12 @@ fn decode_value<'py>(
     dec: &ColDec,
     json: JsonMode,
 ) -> PyResult<Bound<'py, PyAny>> {
-    use sqlx::ValueRef;
-    let raw = row
-        .try_get_raw(i)
-        .map_err(|e| PyErr::from(map_err(e, None)))?;
-    if raw.is_null() {
+    let Some(bytes) = row
+        .raw_value(i)
+        .ok_or_else(|| PyErr::from(Error::Interface(format!("row has no column {i}"))))?
+    else {
         return Ok(py.None().into_bound(py));
-    }
-    let bytes = raw
-        .as_bytes()
-        .map_err(|e| PyErr::from(Error::Interface(e.to_string())))?;
+    };
     match dec {
         ColDec::Native(Dec::Oid(ty)) => decode(py, *ty, bytes, json),
         ColDec::Native(dec) => decode_with(py, dec, bytes, json),
@@ -826,11 +822,12 @@ fn make_record(
     json: JsonMode,
     cls: Option<&RecordClass<'_>>,
 ) -> PyResult<Py<PyAny>> {
-    let values = decs
-        .iter()
-        .enumerate()
-        .map(|(i, dec)| decode_value(py, row, i, dec, json).map(Bound::unbind))
-        .collect::<PyResult<Vec<_>>>()?;
+    // Sized up front: collecting through `?` would grow it and shrink it
+    // again for the boxed slice.
+    let mut values = Vec::with_capacity(decs.len());
+    for (i, dec) in decs.iter().enumerate() {
+        values.push(decode_value(py, row, i, dec, json)?.unbind());
+    }
     match cls {
         None => Record::new_py(py, Arc::clone(desc), values.into_boxed_slice()),
         Some(rc) => {
