@@ -180,6 +180,62 @@ async def test_every_type_and_null_decodes_as_aiomysql_in_both_protocols(
         await pool.close()
 
 
+async def prepares(conn: Any) -> int:
+    row = await conn.fetchrow("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'")
+    return int(row[1])
+
+
+async def test_a_repeated_select_without_arguments_runs_prepared_and_reads_the_same(
+    mysql_server: Any,
+) -> None:
+    t, z = table(), table()
+    conn = await fastio.connect(mysql_server.dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {t} ({ALL_TYPES})")
+        marks = ", ".join("?" * (len(FULL) + 1))
+        await conn.execute(f"INSERT INTO {t} VALUES ({marks})", 1, *FULL)
+        await conn.execute(f"INSERT INTO {t} VALUES ({marks})", 2, *OTHER)
+        await conn.execute(f"INSERT INTO {t} (id) VALUES (3)")
+        # FLOAT as the text protocol prints it (6 significant digits of the
+        # exact value; D decimals for FLOAT(M,D)), zero dates with their
+        # fractional digits, and a date with a zero month.
+        await conn.execute("SET SESSION sql_mode = ''")
+        await conn.execute(
+            f"CREATE TABLE {z} (id INT PRIMARY KEY, f FLOAT, fd FLOAT(10,4),"
+            " dt6 DATETIME(6), ts3 TIMESTAMP(3) NULL, dt0 DATETIME, d DATE)"
+        )
+        rnd = random.Random(5)
+        floats = [rnd.random() * 10 ** rnd.randint(-30, 30) for _ in range(500)]
+        await conn.executemany(
+            f"INSERT INTO {z} VALUES (?, ?, ?, '0000-00-00', '0000-00-00', '2020-00-15 01:02:03',"
+            " '2021-04-00')",
+            [(i, v, rnd.random() * 10**5) for i, v in enumerate(floats)],
+        )
+        for sql in (f"SELECT * FROM {t} ORDER BY id", f"SELECT * FROM {z} ORDER BY id"):
+            before = await prepares(conn)
+            first = [tuple(r) for r in await conn.fetch(sql)]  # text protocol
+            assert await prepares(conn) == before
+            again = [tuple(r) for r in await conn.fetch(sql)]  # prepared
+            third = [tuple(r) for r in await conn.fetch(sql)]  # cached
+            assert await prepares(conn) == before + 1  # once, then cached
+            assert again == first and third == first
+            assert first == await aiomysql_rows(mysql_server, sql)
+        zrow = (await conn.fetch(f"SELECT * FROM {z} ORDER BY id"))[0]
+        assert zrow["dt6"] == "0000-00-00 00:00:00.000000"
+        assert zrow["ts3"] == "0000-00-00 00:00:00.000"
+        assert zrow["dt0"] == "2020-00-15 01:02:03" and zrow["d"] == "2021-04-00"
+        # Several statements in one string, and statements that are not a
+        # lone SELECT, stay on the text protocol however often they run.
+        before = await prepares(conn)
+        for _ in range(3):
+            assert await conn.fetchval("SELECT 1; SELECT 2") in (1, 2)
+            await conn.execute(f"UPDATE {t} SET ti = ti WHERE id = 1")
+        assert await prepares(conn) == before
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {t}, {z}")
+        await conn.close()
+
+
 async def test_large_results_span_many_packets_in_both_protocols(mysql_server: Any) -> None:
     pool = await fastio.create_pool(mysql_server.dsn, min_size=1, max_size=2)
     try:

@@ -15,6 +15,10 @@ pub struct MySqlTypeInfo {
     // [max_size] for integer types, this is (M) in BIT(M) or TINYINT(M)
     #[cfg_attr(feature = "offline", serde(default))]
     pub(crate) max_size: Option<u32>,
+
+    // fastio patch: the column definition's decimals (31 when not fixed).
+    #[cfg_attr(feature = "offline", serde(default))]
+    pub(crate) decimals: u8,
 }
 
 impl MySqlTypeInfo {
@@ -24,6 +28,7 @@ impl MySqlTypeInfo {
             flags: ColumnFlags::BINARY,
             collation: Collation::BINARY,
             max_size: None,
+            decimals: 0,
         }
     }
 
@@ -42,6 +47,7 @@ impl MySqlTypeInfo {
             flags: ColumnFlags::ENUM,
             collation: Collation::UTF8MB4_GENERAL_CI,
             max_size: None,
+            decimals: 0,
         }
     }
 
@@ -79,12 +85,19 @@ impl MySqlTypeInfo {
         self.max_size
     }
 
+    /// fastio patch: the column definition's decimals (fractional-second
+    /// digits of DATETIME/TIMESTAMP/TIME, D of FLOAT(M,D); 31 when not fixed).
+    pub fn decimals(&self) -> u8 {
+        self.decimals
+    }
+
     pub(crate) fn from_column(column: &ColumnDefinition) -> Self {
         Self {
             r#type: column.r#type,
             flags: column.flags,
             collation: column.collation,
             max_size: Some(column.max_size),
+            decimals: column.decimals,
         }
     }
 }

@@ -28,6 +28,8 @@ impl MySqlConnection {
                 transaction_depth: 0,
                 status_flags: Default::default(),
                 skip_idle_ping: false,
+                asked: [0; super::ASKED],
+                asked_next: 0,
                 cache_statement: StatementCache::new(options.statement_cache_capacity),
                 log_settings: options.log_settings.clone(),
             }),

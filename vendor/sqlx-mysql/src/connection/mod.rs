@@ -38,6 +38,10 @@ pub struct MySqlConnection {
     pub(crate) inner: Box<MySqlConnectionInner>,
 }
 
+/// fastio patch: how many statements without arguments `prepare_repeated`
+/// remembers.
+pub(crate) const ASKED: usize = 32;
+
 pub(crate) struct MySqlConnectionInner {
     // underlying TCP stream,
     // wrapped in a potentially TLS stream,
@@ -50,6 +54,10 @@ pub(crate) struct MySqlConnectionInner {
 
     // fastio patch: see `set_skip_idle_ping`.
     pub(crate) skip_idle_ping: bool,
+
+    // fastio patch: see `prepare_repeated`.
+    pub(crate) asked: [u64; ASKED],
+    pub(crate) asked_next: usize,
 
     // cache by query string to the statement id and metadata
     cache_statement: StatementCache<(u32, MySqlStatementMetadata)>,

@@ -15,6 +15,7 @@ impl Type<MySql> for bool {
             flags: ColumnFlags::BINARY | ColumnFlags::UNSIGNED,
             collation: Collation::BINARY,
             max_size: Some(1),
+            decimals: 0,
             r#type: ColumnType::Tiny,
         }
     }

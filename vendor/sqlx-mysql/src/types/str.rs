@@ -19,6 +19,7 @@ impl Type<MySql> for str {
             // Doesn't matter because we never send this.
             collation: Collation::UTF8MB4_GENERAL_CI,
             max_size: None,
+            decimals: 0,
         }
     }
 

@@ -13,6 +13,7 @@ fn uint_type_info(ty: ColumnType) -> MySqlTypeInfo {
         flags: ColumnFlags::BINARY | ColumnFlags::UNSIGNED,
         collation: Collation::BINARY,
         max_size: None,
+        decimals: 0,
     }
 }
 

@@ -115,7 +115,7 @@ pub(crate) struct ColumnDefinition {
     pub(crate) r#type: ColumnType,
     pub(crate) flags: ColumnFlags,
     #[allow(unused)]
-    decimals: u8,
+    pub(crate) decimals: u8,
 }
 
 impl ColumnDefinition {
