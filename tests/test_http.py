@@ -940,6 +940,7 @@ def outcome(r: Any) -> Any:
     )
 
 
+LARGE = bytes(range(256)) * 1171 + b"x" * 224  # 300,000 bytes
 CANNED = {
     "content-length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello",
     "chunked": (
@@ -968,6 +969,10 @@ CANNED = {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nno colon\r\n\r\n"
     ),
     "partial-head": b"HTTP/1.1 200 OK\r\nContent-Le",
+    # Bodies of known length from 128 KiB up are read from the socket
+    # straight into the `bytes` object: whole, and cut short.
+    "large-body": b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + LARGE,
+    "short-large-body": b"HTTP/1.1 200 OK\r\nContent-Length: 300001\r\n\r\n" + LARGE,
 }
 HANDED_OVER = {"continue", "two-lengths", "bad-gzip", "garbage"}
 

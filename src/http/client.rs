@@ -134,6 +134,13 @@ pub(crate) trait BodySource {
     fn content_length(&self) -> Option<u64>;
     /// The next piece, None at the end.
     async fn chunk(&mut self) -> Result<Option<Bytes>>;
+    /// Reads the next piece straight into `dst` (not empty) and returns how
+    /// many bytes it initialised there, 0 at the end; None when this source
+    /// only hands out pieces (then `chunk` reads on).
+    async fn read_into(&mut self, dst: &mut [std::mem::MaybeUninit<u8>]) -> Result<Option<usize>> {
+        let _ = dst;
+        Ok(None)
+    }
 }
 
 /// A reqwest response's body, its errors in fastio's words.
@@ -349,6 +356,15 @@ impl ClientInner {
             .filter(|&n| n >= PY_BODY_MIN)
             .and_then(|n| PyBodyWriter::new(usize::try_from(n).ok()?));
         if let Some(mut w) = writer {
+            // Straight from the socket into the object where the source can
+            // (the lean path): no copy, and reads as large as the kernel has.
+            while !w.spare().is_empty() {
+                match src.read_into(w.spare()).await? {
+                    None | Some(0) => break,
+                    // SAFETY: read_into initialised the first n bytes of spare.
+                    Some(n) => unsafe { w.advance(n) },
+                }
+            }
             let mut spill: Option<BytesMut> = None;
             while let Some(chunk) = src.chunk().await? {
                 match spill.as_mut() {

@@ -22,6 +22,8 @@
 //! `FASTIO_HTTP_LEAN=0` (read when a client is built) turns it off.
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ use reqwest::header::{
     CONTENT_LENGTH, HOST, LOCATION, TRANSFER_ENCODING, USER_AGENT,
 };
 use reqwest::{Method, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use url::{Host, Position};
 
@@ -863,6 +865,43 @@ impl BodySource for LeanBody<'_> {
 
     async fn chunk(&mut self) -> Result<Option<Bytes>> {
         self.next_chunk().await
+    }
+
+    async fn read_into(&mut self, dst: &mut [MaybeUninit<u8>]) -> Result<Option<usize>> {
+        let left = match self.framing {
+            Framing::Length(left) => left,
+            Framing::Done => return Ok(Some(0)),
+            Framing::Eof | Framing::Chunked(_) => return Ok(None),
+        };
+        let want = dst.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = if self.conn.buf.is_empty() {
+            let mut out = ReadBuf::uninit(&mut dst[..want]);
+            let io = &mut self.conn.io;
+            match std::future::poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut out)).await {
+                Ok(()) if out.filled().is_empty() => {
+                    return Err(body_error(
+                        self.spec,
+                        "end of file before message length reached",
+                    ))
+                }
+                Ok(()) => out.filled().len(),
+                Err(e) => return Err(body_error(self.spec, &e.to_string())),
+            }
+        } else {
+            let n = want.min(self.conn.buf.len());
+            for (d, s) in dst[..n].iter_mut().zip(&self.conn.buf[..n]) {
+                d.write(*s);
+            }
+            self.conn.buf.advance(n);
+            n
+        };
+        let left = left - n as u64;
+        self.framing = if left == 0 {
+            Framing::Done
+        } else {
+            Framing::Length(left)
+        };
+        Ok(Some(n))
     }
 }
 

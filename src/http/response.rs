@@ -129,6 +129,27 @@ impl PyBodyWriter {
         true
     }
 
+    /// The part not written yet, for a read straight into the object.
+    pub fn spare(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        // SAFETY: `filled <= len` and the buffer is ours alone; the slice is
+        // handed out as uninitialised memory.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.add(self.filled).cast(), self.len - self.filled)
+        }
+    }
+
+    /// Counts `n` more bytes as written.
+    ///
+    /// # Safety
+    /// The first `n` bytes of [`spare`](Self::spare) must have been initialised.
+    pub unsafe fn advance(&mut self, n: usize) {
+        assert!(
+            n <= self.len - self.filled,
+            "advance past the end of the body"
+        );
+        self.filled += n;
+    }
+
     /// The bytes written so far.
     pub fn filled(&self) -> &[u8] {
         // SAFETY: the first `filled` bytes were written by `push`.
