@@ -331,7 +331,7 @@ async def test_cancelled_in_the_middle_of_a_result_the_pool_stays_in_step(
             rows = await pool.fetch("SELECT seq FROM seq_1_to_1000 WHERE seq > ?", 990)
             assert [r[0] for r in rows] == list(range(991, 1001))
 
-        # The server stops the cut-off queries (KILL QUERY), and nothing stays lent.
+        # The server stops the cut-off queries (KILL CONNECTION), and nothing stays lent.
         async def running() -> int:
             return await pool.fetchval(
                 "SELECT count(*) FROM information_schema.processlist"

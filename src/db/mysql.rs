@@ -1,7 +1,7 @@
 //! MySQL / MariaDB on sqlx: arguments bound by their Python type, values
 //! decoded straight from the wire bytes into aiomysql's Python types on the
 //! loop thread, server errors as PyMySQL's classes by errno, and a cancelled
-//! query stopped with `KILL QUERY`.
+//! query stopped with `KILL CONNECTION`.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -228,9 +228,10 @@ impl Session for MySqlConnection {
         )
     }
 
-    /// `KILL QUERY` from a second session (what the mysql client does on
-    /// Ctrl-C) so the server stops working for nobody; then the session is
-    /// closed (see `clean_after_drop`).
+    /// `KILL CONNECTION` from a second session so the server stops working
+    /// for nobody; the session is closed anyway (see `clean_after_drop`).
+    /// Not `KILL QUERY`: the server forgets that one when it reaches the
+    /// session before the statement started, and the statement then runs on.
     async fn recover(&mut self, key: Option<Self::Key>) -> bool {
         if let Some((opts, id)) = key {
             let kill = async {
@@ -238,14 +239,15 @@ impl Session for MySqlConnection {
                     .clone()
                     .log_slow_statements(log::LevelFilter::Off, std::time::Duration::ZERO);
                 let mut c = opts.connect().await?;
-                c.execute(AssertSqlSafe(format!("KILL QUERY {id}"))).await?;
+                c.execute(AssertSqlSafe(format!("KILL CONNECTION {id}")))
+                    .await?;
                 c.close().await
             };
             if let Err(e) = tokio::time::timeout(super::postgres::DRAIN_TIMEOUT, kill)
                 .await
                 .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
             {
-                log::debug!("KILL QUERY {id} failed: {e}");
+                log::debug!("KILL CONNECTION {id} failed: {e}");
             }
         }
         false

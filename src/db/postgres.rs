@@ -940,18 +940,39 @@ impl CancelKey {
 /// to ReadyForQuery before it is closed instead.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the CancelRequest is repeated while a cancelled query has not
+/// come back.
+const CANCEL_REPEAT: Duration = Duration::from_millis(250);
+
 /// After a query future was dropped mid-flight: cancel on the server, then
 /// read the connection back to ReadyForQuery. `false` means it must be closed.
 pub(crate) async fn recover(conn: &mut PgConnection, key: Option<CancelKey>) -> bool {
     if conn.is_ready_for_query() {
         return true;
     }
-    if let Some(key) = key {
+    if let Some(key) = &key {
         if let Err(e) = key.send().await {
             log::debug!("CancelRequest failed: {e}");
         }
     }
-    match tokio::time::timeout(DRAIN_TIMEOUT, conn.drain_pending()).await {
+    // The server ignores a CancelRequest that reaches the backend before it
+    // began the query (it was still reading it), so the cancel is repeated
+    // while the drain waits. Each send completes before the drain is polled
+    // again: no cancel is still on its way once the connection is handed out.
+    let mut drain = std::pin::pin!(tokio::time::timeout(DRAIN_TIMEOUT, conn.drain_pending()));
+    let outcome = loop {
+        match tokio::time::timeout(CANCEL_REPEAT, &mut drain).await {
+            Ok(done) => break done,
+            Err(_) => {
+                if let Some(key) = &key {
+                    if let Err(e) = key.send().await {
+                        log::debug!("CancelRequest failed: {e}");
+                    }
+                }
+            }
+        }
+    };
+    match outcome {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {
             log::debug!("closing a connection that failed to recover after cancellation: {e}");
