@@ -4,9 +4,9 @@ Server: nginx on a free port (config in a temp dir; `apt-get install nginx wrk`
 is attempted when running as root and they are missing) serving a ~100-byte
 JSON document and a 1 MB file. Its listening socket is made here with CUBIC
 congestion control (the kernel's BBR paces nginx's loopback sends and capped
-H3 for every client); the footer names what its connections use. Everything runs under uvloop, in one process
-per workload group; within a group the clients alternate round by round and the
-figures are medians.
+H3 for every client); the footer names what its connections use. Everything
+runs under uvloop, in one process per workload group; within a group the
+clients alternate round by round and the figures are medians.
 
   H1  10,000 GETs, 50 in flight: fastio.fetch_all vs each peer's best loop
       (aiohttp: gather + Semaphore, as the documents do; the others: 50 workers).
