@@ -227,6 +227,47 @@ async def test_transactions_and_dirty_release(mysql_server: Any) -> None:
         await pool.close()
 
 
+async def test_idle_connections_are_lent_and_given_back_without_waiting(
+    mysql_server: Any,
+) -> None:
+    """As in asyncpg's and aiomysql's pools: an idle connection is handed out
+    at once, and an idle session outside a transaction is back in the pool
+    when release() returns, before anything is awaited."""
+    pool = await pool_for(mysql_server, min_size=2, max_size=2)
+    try:
+        for _ in range(100):
+            if pool.get_idle_size() == 2:
+                break
+            await asyncio.sleep(0.02)
+        first = pool.acquire().__await__()
+        assert first.done()
+        a = await first
+        assert pool.get_idle_size() == 1
+        b = await pool.acquire()
+        # Both out: the next acquire waits for a release.
+        third = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0.05)
+        assert not third.done()
+        assert await a.fetchval("SELECT 1") == 1
+        back = pool.release(a)
+        assert back.done()
+        await back
+        c = await asyncio.wait_for(third, 5)
+        assert await c.fetchval("SELECT 2") == 2
+        # Inside a transaction the release has a ROLLBACK to send first.
+        await c.execute("START TRANSACTION")
+        await pool.release(c)
+        await pool.release(b)
+        assert pool.get_idle_size() == 2
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+        assert pool.get_idle_size() == 2
+        stats = pool.get_stats()
+        assert stats["acquired"] >= 4 and stats["in_use"] == 0
+    finally:
+        await pool.close()
+
+
 async def test_timeout_kills_the_query_and_the_pool_stays_in_sync(mysql_server: Any) -> None:
     pool = await pool_for(mysql_server, max_size=4)
     try:

@@ -934,6 +934,50 @@ async def test_pool_sizes_and_acquire_timeout(mysql_server: Any) -> None:
         await pool.acquire()
 
 
+async def test_pool_waiters_queue_without_losing_or_exceeding_connections(
+    mysql_server: Any,
+) -> None:
+    pool = await fastio.mysql.create_pool(minsize=1, maxsize=2, **kw(mysql_server))
+    holding = 0
+    most = 0
+
+    async def one(i: int) -> int:
+        nonlocal holding, most
+        async with pool.acquire() as conn:
+            holding += 1
+            most = max(most, holding)
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT %s", (i,))
+                (value,) = await cur.fetchone()
+            holding -= 1
+            return value
+
+    try:
+        assert await asyncio.gather(*(one(i) for i in range(60))) == list(range(60))
+        assert most == 2 and pool.size <= 2
+        # Waiters cancelled while queued, or while holding, give their
+        # place back: both connections can still be taken afterwards.
+        held = await pool.acquire()
+        for _ in range(5):
+            tasks = [asyncio.ensure_future(pool.acquire()) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            got = [t.result() for t in tasks if t.done()]
+            assert len(got) == 1  # the one free connection
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await pool.release(got[0])
+        await pool.release(held)
+        both = [await asyncio.wait_for(pool.acquire(), 5) for _ in range(2)]
+        assert len({c.thread_id() for c in both}) == 2
+        for c in both:
+            await pool.release(c)
+        assert pool.freesize == pool.size
+    finally:
+        pool.close()
+        await pool.wait_closed()
+
+
 async def test_pool_close_waits_for_acquired_connections(mysql_server: Any) -> None:
     pool = await fastio.mysql.create_pool(minsize=1, maxsize=2, **kw(mysql_server))
     conn = await pool.acquire()

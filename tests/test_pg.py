@@ -207,9 +207,19 @@ async def test_acquire_is_awaitable_and_a_context_manager(pg_server: Any) -> Non
         assert conn.is_closed()
         with pytest.raises(fastio.InterfaceError, match="released"):
             await conn.fetchval("SELECT 1")
-        conn2 = await pool.acquire()
+        # An idle connection is handed over at once, as asyncpg's pool does.
+        acquiring = pool.acquire().__await__()
+        assert acquiring.done()
+        conn2 = await acquiring
         assert conn2.get_server_pid() == pid  # the same session went back to the pool
+        # With none idle, acquire waits for the release.
+        waiting = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
         await pool.release(conn2)
+        conn3 = await asyncio.wait_for(waiting, 5)
+        assert conn3.get_server_pid() == pid
+        await pool.release(conn3)
     finally:
         await pool.close()
     with pytest.raises(fastio.InterfaceError, match="closed"):

@@ -583,6 +583,11 @@ class Pool:
         self._close_task: asyncio.Future[None] | None = None
         self._pending: set[asyncio.Future[None]] = set()
         self._used: set[Connection] = set()
+        # Tasks queue for a connection here, on the event loop, as in
+        # aiomysql (its Condition): a release wakes the next waiter without
+        # a trip through fastio's runtime, and with at most maxsize
+        # connections out, the native pool always has one idle for it.
+        self._slots = asyncio.Semaphore(maxsize)
 
     @property
     def echo(self) -> bool:
@@ -621,7 +626,12 @@ class Pool:
     async def _acquire(self) -> Connection:
         if self._closing:
             raise RuntimeError("Cannot acquire connection after closing pool")
-        native = await self._native.acquire()
+        await self._slots.acquire()
+        try:
+            native = await self._native.acquire()
+        except BaseException:
+            self._slots.release()
+            raise
         conn = Connection(native, self._params, self)
         self._used.add(conn)
         return conn
@@ -643,20 +653,23 @@ class Pool:
             return  # released already
         conn._close_reason = "Connection released to the pool"
         p = self._params
-        if not native.is_closed():
-            reset = []
-            if p.autocommit is not None and conn._autocommit != bool(p.autocommit):
-                reset.append(f"SET autocommit={int(bool(p.autocommit))}")
-            if conn._db != p.db and p.db:
-                reset.append("USE " + _quote_ident(p.db))
-            try:
-                for sql in reset:
-                    await native._exec(sql, ())
-            finally:
-                # (a session that failed its reset is broken: the pool drops it)
+        try:
+            if not native.is_closed():
+                reset = []
+                if p.autocommit is not None and conn._autocommit != bool(p.autocommit):
+                    reset.append(f"SET autocommit={int(bool(p.autocommit))}")
+                if conn._db != p.db and p.db:
+                    reset.append("USE " + _quote_ident(p.db))
+                try:
+                    for sql in reset:
+                        await native._exec(sql, ())
+                finally:
+                    # (a session that failed its reset is broken: the pool drops it)
+                    await self._native.release(native)
+            else:
                 await self._native.release(native)
-        else:
-            await self._native.release(native)
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         """Stops handing out connections; ``await wait_closed()`` then waits

@@ -666,6 +666,13 @@ impl ConnKind {
     pub(crate) async fn release(&self) -> Result<()> {
         by_session!(self, c => pg: c.release().await, sql: c.release().await)
     }
+
+    /// `release()` done on the calling thread if nothing needs waiting for
+    /// (MySQL: idle and outside a transaction); `false` if it was not done.
+    /// PostgreSQL's release always resets the session on the server.
+    pub(crate) fn release_now(&self) -> bool {
+        by_session!(self, c => pg: { let _ = c; false }, sql: c.release_now())
+    }
 }
 
 /// `record_class=` is PostgreSQL's (asyncpg's) only.

@@ -598,6 +598,10 @@ impl Dialect for MySql {
         std::future::ready(conn.in_transaction_block())
     }
 
+    fn releasable_now(conn: &mut MySqlConnection) -> bool {
+        conn.is_ready() && !conn.in_transaction_block()
+    }
+
     fn server_pid(conn: &MySqlConnection) -> u32 {
         conn.connection_id()
     }

@@ -257,10 +257,28 @@ impl PoolInner {
     async fn lend(self: Arc<Self>, timeout: Option<Duration>) -> Result<Arc<ConnInner>> {
         self.check()?;
         let c = self.acquire_raw(timeout).await?;
+        Ok(self.lent_as(c))
+    }
+
+    /// `lend()` without waiting, on the calling thread: an idle connection
+    /// if one is free now (and no task is queued for one: the pool's
+    /// semaphore is fair) and no init/setup callback has to run first.
+    fn try_lend(self: &Arc<Self>) -> Result<Option<Arc<ConnInner>>> {
+        self.check()?;
+        if self.hooks.is_some() {
+            return Ok(None);
+        }
+        Ok(self.pg().try_acquire().map(|c| {
+            self.stats.acquired.fetch_add(1, Ordering::Relaxed);
+            self.lent_as(c)
+        }))
+    }
+
+    fn lent_as(self: &Arc<Self>, c: PoolConnection<Postgres>) -> Arc<ConnInner> {
         let conn = Arc::new(ConnInner::new(
             Conn::Pooled(c),
             Arc::clone(&self.settings),
-            Some(Arc::clone(&self)),
+            Some(Arc::clone(self)),
         ));
         let mut lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
         lent.retain(|w| {
@@ -268,7 +286,7 @@ impl PoolInner {
                 .is_some_and(|c| !c.closed.load(Ordering::Acquire))
         });
         lent.push(Arc::downgrade(&conn));
-        Ok(conn)
+        conn
     }
 
     /// Closes the pool and every connection it has handed out, at once.
@@ -670,7 +688,11 @@ impl Pool {
             )
             .into());
         }
-        let conn = connection.get().kind.clone();
+        let conn = &connection.get().kind;
+        if conn.release_now() {
+            return done_into_py(py, Ok(py.None()));
+        }
+        let conn = conn.clone();
         future_into_py(py, async move {
             conn.release().await?;
             Ok(ReturnNone)
@@ -781,6 +803,18 @@ impl PoolAcquireContext {
     fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Awaitable>> {
         let timeout = self.timeout;
         let slot = Arc::clone(&self.conn);
+        // An idle connection free now is handed over at once, as asyncpg's
+        // and aiomysql's pools do, without a trip through tokio.
+        let now = match &self.pool.get().kind {
+            PoolKind::Pg(p) => p.try_lend()?.map(ConnKind::Pg),
+            PoolKind::MySql(p) => p.try_lend()?.map(ConnKind::MySql),
+            PoolKind::Sqlite(p) => p.try_lend()?.map(ConnKind::Sqlite),
+        };
+        if let Some(kind) = now {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind.clone());
+            let conn = Bound::new(py, Connection { kind })?.into_any().unbind();
+            return done_into_py(py, Ok(conn));
+        }
         let acquiring: BoxFuture<'static, Result<Connection>> = match &self.pool.get().kind {
             PoolKind::Pg(p) => {
                 let pool = Arc::clone(p);
@@ -819,6 +853,12 @@ impl PoolAcquireContext {
         _exc: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, Awaitable>> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if conn.as_ref().is_some_and(ConnKind::release_now) {
+            return done_into_py(
+                py,
+                Ok(false.into_pyobject(py)?.to_owned().into_any().unbind()),
+            );
+        }
         future_into_py(py, async move {
             if let Some(c) = conn {
                 c.release().await?;

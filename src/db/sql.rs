@@ -60,6 +60,14 @@ where
     /// Whether the session is inside a transaction block.
     fn in_transaction(conn: &mut Self::Connection) -> impl Future<Output = bool> + Send + '_;
 
+    /// Whether a lent connection can go back to the pool as it is, decided
+    /// without waiting: nothing pending on the wire, no transaction open.
+    /// `false` (the default) sends it through the full `release()`.
+    fn releasable_now(conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        false
+    }
+
     /// The server's id for this session (MySQL's connection id; 0 for SQLite).
     fn server_pid(conn: &Self::Connection) -> u32;
 
@@ -454,11 +462,26 @@ where
     ) -> Result<Arc<SqlConn<D>>> {
         self.check()?;
         let c = self.acquire_raw(timeout).await?;
+        Ok(self.lent_as(c))
+    }
+
+    /// `lend()` without waiting, on the calling thread: an idle connection
+    /// if one is free now (and no task is queued for one: the pool's
+    /// semaphore is fair), else `None`.
+    pub(crate) fn try_lend(self: &Arc<Self>) -> Result<Option<Arc<SqlConn<D>>>> {
+        self.check()?;
+        Ok(self.pool.try_acquire().map(|c| {
+            self.stats.acquired.fetch_add(1, Ordering::Relaxed);
+            self.lent_as(c)
+        }))
+    }
+
+    fn lent_as(self: &Arc<Self>, c: PoolConnection<D>) -> Arc<SqlConn<D>> {
         let settings = Arc::clone(&self.settings);
         let conn = Arc::new(SqlConn::new(
             Conn::Pooled(c),
             settings,
-            Some(Arc::clone(&self)),
+            Some(Arc::clone(self)),
         ));
         let mut lent = self.lent.lock().unwrap_or_else(|p| p.into_inner());
         lent.retain(|w| {
@@ -466,7 +489,7 @@ where
                 .is_some_and(|c| !c.closed.load(Ordering::Acquire))
         });
         lent.push(Arc::downgrade(&conn));
-        Ok(conn)
+        conn
     }
 
     /// Closes the pool and every connection it has handed out, at once.
@@ -701,6 +724,45 @@ where
             None => {}
         }
         Ok(())
+    }
+
+    /// `release()` on the calling thread when there is nothing to wait
+    /// for: the connection is lent by a pool, idle and outside a
+    /// transaction ([`Dialect::releasable_now`]). It is back in the pool's
+    /// idle set when this returns `true`; `false` means nothing was done.
+    pub(crate) fn release_now(&self) -> bool {
+        let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() else {
+            return false;
+        };
+        let ready = match guard.conn.as_mut() {
+            Some(Conn::Pooled(c)) => D::releasable_now(c),
+            _ => false,
+        };
+        if !ready {
+            return false;
+        }
+        let Ok(rt) = crate::runtime::handle() else {
+            return false;
+        };
+        let Some(Conn::Pooled(mut c)) = guard.conn.take() else {
+            return false;
+        };
+        guard.gone = "the connection has been released back to the pool";
+        self.closed.store(true, Ordering::Release);
+        drop(guard);
+        // sqlx's hand-back is a future; with nothing to check (no ping, no
+        // hook) its first poll puts the connection back. One that has to
+        // close the connection (pool closed, past max_lifetime) finishes on
+        // tokio.
+        let _in_runtime = rt.enter();
+        let mut back = Box::pin(c.return_to_pool());
+        drop(c);
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        if back.as_mut().poll(&mut cx).is_pending() {
+            drop(rt.spawn(back));
+        }
+        true
     }
 
     pub(crate) async fn close(&self) -> Result<()> {
