@@ -268,6 +268,48 @@ async def test_idle_connections_are_lent_and_given_back_without_waiting(
         await pool.close()
 
 
+async def test_repeated_statements_skip_unchanged_column_definitions(
+    mysql_server: Any,
+) -> None:
+    """MariaDB leaves out a prepared statement's column definitions when
+    they have not changed (MARIADB_CLIENT_CACHE_METADATA); when the table
+    changes, the new ones are sent and used."""
+    conn = await fastio.connect(mysql_server.dsn)
+    t = table()
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id INT PRIMARY KEY, name VARCHAR(20), age INT)")
+        await conn.execute(f"INSERT INTO {t} VALUES (1, 'ann', 30)")
+        one = f"SELECT id, name, age FROM {t} WHERE id = ?"
+        every = f"SELECT * FROM {t} WHERE id = ?"
+        for _ in range(3):
+            assert tuple(await conn.fetchrow(one, 1)) == (1, "ann", 30)
+
+        async def sent() -> int:
+            return int((await conn.fetchrow("SHOW SESSION STATUS LIKE 'Bytes_sent'"))[1])
+
+        before = await sent()
+        for _ in range(50):
+            await conn.fetchrow(one, 1)
+        per_query = (await sent() - before) / 50
+        # The row and the OK (~40 bytes); with the three column definitions
+        # (~60 bytes each) every time it was ~200.
+        assert per_query < 100, per_query
+
+        assert list((await conn.fetchrow(every, 1)).keys()) == ["id", "name", "age"]
+        await conn.execute(f"ALTER TABLE {t} ADD COLUMN city VARCHAR(10) DEFAULT 'rome'")
+        row = await conn.fetchrow(every, 1)
+        assert list(row.keys()) == ["id", "name", "age", "city"]
+        assert tuple(row) == (1, "ann", 30, "rome")
+        await conn.execute(f"ALTER TABLE {t} MODIFY COLUMN age VARCHAR(10)")
+        assert tuple(await conn.fetchrow(one, 1)) == (1, "ann", "30")
+        assert tuple(await conn.fetchrow(one, 1)) == (1, "ann", "30")
+        rows = await conn.fetch(f"SELECT name, age FROM {t} WHERE id > ?", 0)
+        assert [tuple(r) for r in rows] == [("ann", "30")]
+    finally:
+        await conn.execute(f"DROP TABLE IF EXISTS {t}")
+        await conn.close()
+
+
 async def test_timeout_kills_the_query_and_the_pool_stays_in_sync(mysql_server: Any) -> None:
     pool = await pool_for(mysql_server, max_size=4)
     try:

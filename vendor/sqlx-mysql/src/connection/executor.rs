@@ -120,6 +120,9 @@ impl MySqlConnection {
             // as long as a reference to a row is not held past one iteration, this enables us
             // to re-use this memory freely between result sets
             let mut columns = Arc::new(Vec::new());
+            // fastio patch: the prepared statement's metadata, for a result
+            // set whose column definitions the server left out.
+            let mut stmt_meta: Option<MySqlStatementMetadata> = None;
 
             let format = if let Some(arguments) = arguments {
                 if persistent && self.inner.cache_statement.is_enabled() {
@@ -145,6 +148,7 @@ impl MySqlConnection {
                         })
                         .await?;
 
+                    stmt_meta = Some(metadata);
                     MySqlValueFormat::Binary
                 } else {
                     let (id, metadata) = self
@@ -171,6 +175,7 @@ impl MySqlConnection {
 
                     self.inner.stream.send_packet(StmtClose { statement: id }).await?;
 
+                    stmt_meta = Some(metadata);
                     MySqlValueFormat::Binary
                 }
             } else {
@@ -219,7 +224,26 @@ impl MySqlConnection {
 
                 // Always reload column names, even for prepared statements (the schema
                 // may change between PREPARE and EXECUTE).
-                let column_names = Arc::new(recv_result_metadata(&mut self.inner.stream, num_columns, Arc::make_mut(&mut columns)).await?);
+                // fastio patch: unless the server left them out as unchanged
+                // (the statement's first result set only).
+                let follows = metadata_follows(&self.inner.stream, &mut packet)?;
+                let column_names = match stmt_meta.take() {
+                    Some(meta) if !follows => {
+                        self.inner.stream.maybe_recv_eof().await?;
+                        columns = Arc::clone(&meta.columns);
+                        Arc::clone(&meta.column_names)
+                    }
+                    _ if !follows => {
+                        return Err(err_protocol!("the server left out the column definitions of a result set with none cached"));
+                    }
+                    meta => {
+                        let names = Arc::new(recv_result_metadata(&mut self.inner.stream, num_columns, Arc::make_mut(&mut columns)).await?);
+                        if let Some(mut meta) = meta {
+                            remember_metadata(self, logger.sql().as_str(), &mut meta, &columns, &names);
+                        }
+                        names
+                    }
+                };
 
                 // finally, there will be none or many result-rows
                 loop {
@@ -427,6 +451,45 @@ pub(super) fn recv_next_result_column(def: &ColumnDefinition, ordinal: usize) ->
         flags: Some(def.flags),
         origin,
     })
+}
+
+/// fastio patch: with MariaDB's MARIADB_CLIENT_CACHE_METADATA, a result set's
+/// column count is followed by a "metadata follows" byte; 0 means the column
+/// definitions are left out because they are the ones the server sent last
+/// for this prepared statement (at prepare or at the previous execute).
+pub(super) fn metadata_follows(
+    stream: &MySqlStream,
+    packet: &mut bytes::Bytes,
+) -> Result<bool, Error> {
+    use bytes::Buf;
+    if !stream
+        .capabilities
+        .contains(crate::protocol::Capabilities::MARIADB_CLIENT_CACHE_METADATA)
+    {
+        return Ok(true);
+    }
+    if !packet.has_remaining() {
+        return Err(err_protocol!("column count packet without its metadata flag"));
+    }
+    Ok(packet.get_u8() != 0)
+}
+
+/// fastio patch: the column definitions the server sent last for a prepared
+/// statement, where a skipped ("metadata follows" 0) result set takes them
+/// from; also remembered in the statement cache for the next execute.
+pub(super) fn remember_metadata(
+    conn: &mut MySqlConnection,
+    sql: &str,
+    meta: &mut MySqlStatementMetadata,
+    columns: &Arc<Vec<MySqlColumn>>,
+    column_names: &Arc<HashMap<UStr, usize>>,
+) {
+    meta.columns = Arc::clone(columns);
+    meta.column_names = Arc::clone(column_names);
+    if let Some(entry) = conn.inner.cache_statement.get_mut(sql) {
+        entry.1.columns = Arc::clone(columns);
+        entry.1.column_names = Arc::clone(column_names);
+    }
 }
 
 async fn recv_result_metadata(

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use sqlx_core::sql_str::{AssertSqlSafe, SqlSafeStr};
 
-use super::executor::recv_next_result_column;
+use super::executor::{metadata_follows, recv_next_result_column, remember_metadata};
 use super::{MySqlConnection, MySqlStream, Waiting};
 use crate::error::Error;
+use crate::HashMap;
 use crate::io::MySqlBufExt;
 use crate::logger::QueryLogger;
 use crate::protocol::response::Status;
@@ -228,6 +229,9 @@ impl MySqlConnection {
         self.inner.stream.wait_until_ready().await?;
         self.inner.stream.waiting.push_back(Waiting::Result);
 
+        // The prepared statement's metadata, for a result set whose column
+        // definitions the server left out as unchanged.
+        let mut stmt_meta = None;
         let binary = if let Some(arguments) = arguments {
             let cached = self.inner.cache_statement.is_enabled();
             let (id, metadata) = if cached {
@@ -255,6 +259,7 @@ impl MySqlConnection {
                     .send_packet(StmtClose { statement: id })
                     .await?;
             }
+            stmt_meta = Some(metadata);
             true
         } else {
             self.inner.stream.send_packet(Query(sql)).await?;
@@ -292,10 +297,33 @@ impl MySqlConnection {
             let num_columns = packet.get_uint_lenenc()?;
             let num_columns = usize::try_from(num_columns)
                 .map_err(|_| err_protocol!("column count overflows usize: {num_columns}"))?;
-            let columns = read_columns(&mut self.inner.stream, num_columns).await?;
+            let follows = metadata_follows(&self.inner.stream, &mut packet)?;
+            let shared = match stmt_meta.take() {
+                Some(meta) if !follows => {
+                    self.inner.stream.maybe_recv_eof().await?;
+                    meta.columns
+                }
+                _ if !follows => {
+                    return Err(err_protocol!(
+                        "the server left out the column definitions of a result set with none cached"
+                    ));
+                }
+                meta => {
+                    let columns = Arc::new(read_columns(&mut self.inner.stream, num_columns).await?);
+                    if let Some(mut meta) = meta {
+                        let names = Arc::new(
+                            columns
+                                .iter()
+                                .map(|c| (c.name.clone(), c.ordinal))
+                                .collect::<HashMap<_, _>>(),
+                        );
+                        remember_metadata(self, sql, &mut meta, &columns, &names);
+                    }
+                    columns
+                }
+            };
 
             let mut offer = |_: &mut Vec<u8>, _: &mut Vec<usize>| {};
-            let shared = Arc::new(columns);
             let mut offer_first = {
                 let shared = Arc::clone(&shared);
                 let on_rows = &mut *on_rows;

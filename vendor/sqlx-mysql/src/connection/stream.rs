@@ -47,7 +47,11 @@ impl<S: Socket> MySqlStream<S> {
             | Capabilities::MULTI_RESULTS
             | Capabilities::PLUGIN_AUTH
             | Capabilities::PS_MULTI_RESULTS
-            | Capabilities::SSL;
+            | Capabilities::SSL
+            // fastio patch: MariaDB (10.6+) leaves out a prepared statement's
+            // column definitions when they are the ones it sent last; kept
+            // only if the server offers it (see `metadata_follows`).
+            | Capabilities::MARIADB_CLIENT_CACHE_METADATA;
 
         if options.database.is_some() {
             capabilities |= Capabilities::CONNECT_WITH_DB;
@@ -202,8 +206,16 @@ impl<S: Socket> MySqlStream<S> {
     async fn skip_result_metadata(&mut self, mut packet: Packet<Bytes>) -> Result<(), Error> {
         let num_columns: u64 = packet.get_uint_lenenc()?; // column count
 
-        for _ in 0..num_columns {
-            let _ = self.recv_packet().await?;
+        // fastio patch: MariaDB's "metadata follows" byte (see
+        // `executor::metadata_follows`): 0 means no column definitions.
+        let follows = !self
+            .capabilities
+            .contains(Capabilities::MARIADB_CLIENT_CACHE_METADATA)
+            || (bytes::Buf::has_remaining(&*packet) && bytes::Buf::get_u8(&mut *packet) != 0);
+        if follows {
+            for _ in 0..num_columns {
+                let _ = self.recv_packet().await?;
+            }
         }
 
         self.maybe_recv_eof().await?;
