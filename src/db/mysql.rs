@@ -598,7 +598,7 @@ impl Dialect for MySql {
         std::future::ready(conn.in_transaction_block())
     }
 
-    fn releasable_now(conn: &mut MySqlConnection) -> bool {
+    fn releasable_now(conn: &MySqlConnection) -> bool {
         conn.is_ready() && !conn.in_transaction_block()
     }
 

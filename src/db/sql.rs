@@ -63,7 +63,7 @@ where
     /// Whether a lent connection can go back to the pool as it is, decided
     /// without waiting: nothing pending on the wire, no transaction open.
     /// `false` (the default) sends it through the full `release()`.
-    fn releasable_now(conn: &mut Self::Connection) -> bool {
+    fn releasable_now(conn: &Self::Connection) -> bool {
         let _ = conn;
         false
     }
@@ -731,21 +731,18 @@ where
     /// transaction ([`Dialect::releasable_now`]). It is back in the pool's
     /// idle set when this returns `true`; `false` means nothing was done.
     pub(crate) fn release_now(&self) -> bool {
-        let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() else {
-            return false;
-        };
-        let ready = match guard.conn.as_mut() {
-            Some(Conn::Pooled(c)) => D::releasable_now(c),
-            _ => false,
-        };
-        if !ready {
-            return false;
-        }
         let Ok(rt) = crate::runtime::handle() else {
             return false;
         };
-        let Some(Conn::Pooled(mut c)) = guard.conn.take() else {
+        let Ok(mut guard) = Arc::clone(&self.state).try_lock_owned() else {
             return false;
+        };
+        let mut c = match guard.conn.take() {
+            Some(Conn::Pooled(c)) if D::releasable_now(&c) => c,
+            other => {
+                guard.conn = other;
+                return false;
+            }
         };
         guard.gone = "the connection has been released back to the pool";
         self.closed.store(true, Ordering::Release);

@@ -226,20 +226,16 @@ impl MySqlConnection {
                 // may change between PREPARE and EXECUTE).
                 // fastio patch: unless the server left them out as unchanged
                 // (the statement's first result set only).
-                let follows = metadata_follows(&self.inner.stream, &mut packet)?;
-                let column_names = match stmt_meta.take() {
-                    Some(meta) if !follows => {
-                        self.inner.stream.maybe_recv_eof().await?;
-                        columns = Arc::clone(&meta.columns);
-                        Arc::clone(&meta.column_names)
+                let prepared = stmt_meta.is_some();
+                let column_names = match self.skipped_metadata(&mut packet, &mut stmt_meta).await? {
+                    Some(meta) => {
+                        columns = meta.columns;
+                        meta.column_names
                     }
-                    _ if !follows => {
-                        return Err(err_protocol!("the server left out the column definitions of a result set with none cached"));
-                    }
-                    meta => {
+                    None => {
                         let names = Arc::new(recv_result_metadata(&mut self.inner.stream, num_columns, Arc::make_mut(&mut columns)).await?);
-                        if let Some(mut meta) = meta {
-                            remember_metadata(self, logger.sql().as_str(), &mut meta, &columns, &names);
+                        if prepared {
+                            self.remember_metadata(logger.sql().as_str(), &columns, Some(&names));
                         }
                         names
                     }
@@ -453,42 +449,46 @@ pub(super) fn recv_next_result_column(def: &ColumnDefinition, ordinal: usize) ->
     })
 }
 
-/// fastio patch: with MariaDB's MARIADB_CLIENT_CACHE_METADATA, a result set's
-/// column count is followed by a "metadata follows" byte; 0 means the column
-/// definitions are left out because they are the ones the server sent last
-/// for this prepared statement (at prepare or at the previous execute).
-pub(super) fn metadata_follows(
-    stream: &MySqlStream,
-    packet: &mut bytes::Bytes,
-) -> Result<bool, Error> {
-    use bytes::Buf;
-    if !stream
-        .capabilities
-        .contains(crate::protocol::Capabilities::MARIADB_CLIENT_CACHE_METADATA)
-    {
-        return Ok(true);
+impl MySqlConnection {
+    /// fastio patch: the column definitions of a result set the server left
+    /// out as unchanged ("metadata follows" 0, see
+    /// `MySqlStream::metadata_follows`): those of `stmt`, the prepared
+    /// statement just executed (taken: only its first result set may skip
+    /// them). `None` when they follow on the wire.
+    pub(super) async fn skipped_metadata(
+        &mut self,
+        packet: &mut bytes::Bytes,
+        stmt: &mut Option<MySqlStatementMetadata>,
+    ) -> Result<Option<MySqlStatementMetadata>, Error> {
+        let stmt = stmt.take();
+        if self.inner.stream.metadata_follows(packet)? {
+            return Ok(None);
+        }
+        let Some(meta) = stmt else {
+            return Err(err_protocol!(
+                "the server left out the column definitions of a result set with none cached"
+            ));
+        };
+        self.inner.stream.maybe_recv_eof().await?;
+        Ok(Some(meta))
     }
-    if !packet.has_remaining() {
-        return Err(err_protocol!("column count packet without its metadata flag"));
-    }
-    Ok(packet.get_u8() != 0)
-}
 
-/// fastio patch: the column definitions the server sent last for a prepared
-/// statement, where a skipped ("metadata follows" 0) result set takes them
-/// from; also remembered in the statement cache for the next execute.
-pub(super) fn remember_metadata(
-    conn: &mut MySqlConnection,
-    sql: &str,
-    meta: &mut MySqlStatementMetadata,
-    columns: &Arc<Vec<MySqlColumn>>,
-    column_names: &Arc<HashMap<UStr, usize>>,
-) {
-    meta.columns = Arc::clone(columns);
-    meta.column_names = Arc::clone(column_names);
-    if let Some(entry) = conn.inner.cache_statement.get_mut(sql) {
-        entry.1.columns = Arc::clone(columns);
-        entry.1.column_names = Arc::clone(column_names);
+    /// fastio patch: the column definitions the server just sent for the
+    /// cached statement `sql`, kept for the next execute that skips them
+    /// (names built from `columns` when not given).
+    pub(super) fn remember_metadata(
+        &mut self,
+        sql: &str,
+        columns: &Arc<Vec<MySqlColumn>>,
+        column_names: Option<&Arc<HashMap<UStr, usize>>>,
+    ) {
+        if let Some(entry) = self.inner.cache_statement.get_mut(sql) {
+            entry.1.column_names = match column_names {
+                Some(names) => Arc::clone(names),
+                None => Arc::new(columns.iter().map(|c| (c.name.clone(), c.ordinal)).collect()),
+            };
+            entry.1.columns = Arc::clone(columns);
+        }
     }
 }
 

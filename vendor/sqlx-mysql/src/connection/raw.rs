@@ -12,10 +12,9 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use sqlx_core::sql_str::{AssertSqlSafe, SqlSafeStr};
 
-use super::executor::{metadata_follows, recv_next_result_column, remember_metadata};
+use super::executor::recv_next_result_column;
 use super::{MySqlConnection, MySqlStream, Waiting};
 use crate::error::Error;
-use crate::HashMap;
 use crate::io::MySqlBufExt;
 use crate::logger::QueryLogger;
 use crate::protocol::response::Status;
@@ -297,27 +296,13 @@ impl MySqlConnection {
             let num_columns = packet.get_uint_lenenc()?;
             let num_columns = usize::try_from(num_columns)
                 .map_err(|_| err_protocol!("column count overflows usize: {num_columns}"))?;
-            let follows = metadata_follows(&self.inner.stream, &mut packet)?;
-            let shared = match stmt_meta.take() {
-                Some(meta) if !follows => {
-                    self.inner.stream.maybe_recv_eof().await?;
-                    meta.columns
-                }
-                _ if !follows => {
-                    return Err(err_protocol!(
-                        "the server left out the column definitions of a result set with none cached"
-                    ));
-                }
-                meta => {
+            let prepared = stmt_meta.is_some();
+            let shared = match self.skipped_metadata(&mut packet, &mut stmt_meta).await? {
+                Some(meta) => meta.columns,
+                None => {
                     let columns = Arc::new(read_columns(&mut self.inner.stream, num_columns).await?);
-                    if let Some(mut meta) = meta {
-                        let names = Arc::new(
-                            columns
-                                .iter()
-                                .map(|c| (c.name.clone(), c.ordinal))
-                                .collect::<HashMap<_, _>>(),
-                        );
-                        remember_metadata(self, sql, &mut meta, &columns, &names);
+                    if prepared {
+                        self.remember_metadata(sql, &columns, None);
                     }
                     columns
                 }

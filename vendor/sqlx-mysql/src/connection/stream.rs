@@ -203,16 +203,28 @@ impl<S: Socket> MySqlStream<S> {
         }
     }
 
+    /// fastio patch: with MariaDB's MARIADB_CLIENT_CACHE_METADATA, a result
+    /// set's column count is followed by a "metadata follows" byte; 0 means
+    /// the column definitions are left out because they are the ones the
+    /// server sent last for this prepared statement (at prepare or at the
+    /// previous execute). Reads that byte from the column count packet.
+    pub(crate) fn metadata_follows(&self, packet: &mut Bytes) -> Result<bool, Error> {
+        if !self
+            .capabilities
+            .contains(Capabilities::MARIADB_CLIENT_CACHE_METADATA)
+        {
+            return Ok(true);
+        }
+        if !packet.has_remaining() {
+            return Err(err_protocol!("column count packet without its metadata flag"));
+        }
+        Ok(packet.get_u8() != 0)
+    }
+
     async fn skip_result_metadata(&mut self, mut packet: Packet<Bytes>) -> Result<(), Error> {
         let num_columns: u64 = packet.get_uint_lenenc()?; // column count
 
-        // fastio patch: MariaDB's "metadata follows" byte (see
-        // `executor::metadata_follows`): 0 means no column definitions.
-        let follows = !self
-            .capabilities
-            .contains(Capabilities::MARIADB_CLIENT_CACHE_METADATA)
-            || (bytes::Buf::has_remaining(&*packet) && bytes::Buf::get_u8(&mut *packet) != 0);
-        if follows {
+        if self.metadata_follows(&mut packet)? {
             for _ in 0..num_columns {
                 let _ = self.recv_packet().await?;
             }
