@@ -21,6 +21,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::os::fd::RawFd;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -333,23 +334,127 @@ impl Task {
     }
 }
 
-/// A future polled first on the event-loop thread, spawned on tokio by
-/// the first wake-up that follows. It is its own waker.
+/// How many times a parked future is polled on the loop thread before it
+/// moves to tokio: enough for a short query's round trips, while a large
+/// result is read on a tokio worker beside the loop that converts it.
+const LOOP_POLLS: u32 = 8;
+
+/// A future polled on the event-loop thread (see [`future_into_py_eager`]).
+/// While it waits to read its socket, the loop itself watches the socket
+/// (`add_reader`) and polls it again there, so a reply is read by the
+/// thread that wakes for it, as asyncpg's protocol does: no tokio worker in
+/// between. Woken by anything else (a timer, a lock, a full send buffer),
+/// or after [`LOOP_POLLS`] polls, it moves to tokio. It is its own waker.
 struct Parked {
     slot: Mutex<Slot>,
     rt: Handle,
+    event_loop: Py<PyAny>,
+    queue: Arc<LoopWaker>,
 }
 
 enum Slot {
     /// Being polled on the loop thread; `woken` if a wake-up came meanwhile.
     Polling {
         woken: bool,
+        polls: u32,
     },
-    /// Polled, waiting for its wake-up.
+    /// Polled, waiting for a tokio wake-up.
     Waiting(UnitFuture),
+    /// Polled, the loop watching `fd`; `queued` once a tokio wake-up has
+    /// asked the loop to resume it anyway.
+    Reading {
+        fut: UnitFuture,
+        fd: RawFd,
+        polls: u32,
+        queued: bool,
+    },
     Spawned(AbortHandle),
     /// Finished, or aborted.
     Gone,
+}
+
+/// What a parked future asked for while it was polled on this thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LoopRead {
+    /// Not polling a parked future.
+    Off,
+    /// Polling one; it has not waited to read.
+    On,
+    /// It waits for `fd` to be readable.
+    Want(RawFd),
+    /// It waited for two sockets, or read [`LOOP_READ_BYTES`]: left to tokio.
+    Tokio,
+}
+
+/// How much one poll on the loop thread reads before the future moves to
+/// tokio: a long result is then read and parsed on a worker while the loop
+/// turns the rows it has into Records.
+const LOOP_READ_BYTES: usize = 64 * 1024;
+
+/// Futures finished on a loop thread, futures moved from there to tokio,
+/// and sockets a loop watches now (for the tests, see `_loop_reads`).
+static LOOP_DONE: AtomicU64 = AtomicU64::new(0);
+static LOOP_MOVES: AtomicU64 = AtomicU64::new(0);
+static LOOP_WATCHING: AtomicUsize = AtomicUsize::new(0);
+
+pub fn loop_read_counts() -> (u64, u64, usize) {
+    (
+        LOOP_DONE.load(Ordering::Relaxed),
+        LOOP_MOVES.load(Ordering::Relaxed),
+        LOOP_WATCHING.load(Ordering::Relaxed),
+    )
+}
+
+thread_local! {
+    static LOOP_READ: std::cell::Cell<LoopRead> = const { std::cell::Cell::new(LoopRead::Off) };
+    /// Bytes read in the current poll on this loop thread.
+    static LOOP_READ_SO_FAR: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// `sqlx_core::net::loop_driven` hooks: the sockets of a future polled on
+/// a loop thread read directly and leave the waiting to [`Parked`].
+fn install_loop_read_hooks() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        sqlx_core::net::loop_driven::install(sqlx_core::net::loop_driven::Hooks {
+            active: || LOOP_READ.get() != LoopRead::Off,
+            read: read_fd,
+            wait_readable: |fd, _cx| {
+                LOOP_READ.set(match LOOP_READ.get() {
+                    LoopRead::On => LoopRead::Want(fd),
+                    LoopRead::Want(f) if f == fd => LoopRead::Want(fd),
+                    _ => LoopRead::Tokio,
+                });
+                std::task::Poll::Pending
+            },
+        });
+    });
+}
+
+/// One `read(2)` of `fd` into `buf`'s spare capacity; "would block" once
+/// the poll has read [`LOOP_READ_BYTES`] (its wait then moves it to tokio).
+fn read_fd(fd: RawFd, buf: &mut dyn bytes::BufMut) -> std::io::Result<usize> {
+    let so_far = LOOP_READ_SO_FAR.get();
+    if so_far >= LOOP_READ_BYTES {
+        LOOP_READ.set(LoopRead::Tokio);
+        return Err(std::io::ErrorKind::WouldBlock.into());
+    }
+    let chunk = buf.chunk_mut();
+    loop {
+        // SAFETY: reads at most `chunk.len()` bytes into memory `chunk`
+        // owns.
+        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+        if let Ok(n) = usize::try_from(n) {
+            // SAFETY: the kernel initialised the first `n` bytes.
+            unsafe { buf.advance_mut(n) };
+            LOOP_READ_SO_FAR.set(so_far + n);
+            return Ok(n);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
 }
 
 impl Parked {
@@ -357,31 +462,59 @@ impl Parked {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn new(rt: Handle) -> Arc<Parked> {
+    fn new(rt: Handle, event_loop: Py<PyAny>, queue: Arc<LoopWaker>) -> Arc<Parked> {
+        install_loop_read_hooks();
         Arc::new(Parked {
-            slot: Mutex::new(Slot::Polling { woken: false }),
+            slot: Mutex::new(Slot::Polling {
+                woken: false,
+                polls: 0,
+            }),
             rt,
+            event_loop,
+            queue,
         })
     }
 
-    /// Polls `fut` once on this (the loop's) thread, inside the runtime's
-    /// context; a wake-up then hands it to tokio.
-    fn first_poll(self: &Arc<Self>, mut fut: UnitFuture) {
+    /// Polls `fut` on this (the loop's) thread, inside the runtime's
+    /// context, then leaves it where its wake-up will find it.
+    fn poll_on_loop(self: &Arc<Self>, py: Python<'_>, mut fut: UnitFuture, polls: u32) {
         let waker = std::task::Waker::from(Arc::clone(self));
+        let outer = LOOP_READ.replace(LoopRead::On);
+        let outer_read = LOOP_READ_SO_FAR.replace(0);
         let ready = {
             let _in_runtime = self.rt.enter();
             let mut cx = std::task::Context::from_waker(&waker);
             fut.as_mut().poll(&mut cx).is_ready()
         };
+        let asked = LOOP_READ.replace(outer);
+        LOOP_READ_SO_FAR.set(outer_read);
         let mut slot = self.lock();
+        let mut watch = None;
         let dropped = match std::mem::replace(&mut *slot, Slot::Gone) {
-            Slot::Polling { .. } if ready => None,
-            Slot::Polling { woken: true } => {
-                *slot = Slot::Spawned(self.rt.spawn(fut).abort_handle());
+            Slot::Polling { .. } if ready => {
+                LOOP_DONE.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Slot::Polling { woken: false } => {
+            Slot::Polling { woken: false, .. } if asked == LoopRead::On => {
                 *slot = Slot::Waiting(fut);
+                None
+            }
+            Slot::Polling { woken: false, .. } if matches!(asked, LoopRead::Want(_)) => {
+                let LoopRead::Want(fd) = asked else {
+                    unreachable!("matched above")
+                };
+                *slot = Slot::Reading {
+                    fut,
+                    fd,
+                    polls,
+                    queued: false,
+                };
+                watch = Some(fd);
+                None
+            }
+            // Woken meanwhile, or left to tokio (see LoopRead::Tokio).
+            Slot::Polling { .. } => {
+                *slot = self.spawn(fut);
                 None
             }
             // Aborted while it was polled.
@@ -389,19 +522,105 @@ impl Parked {
         };
         drop(slot);
         drop(dropped);
+        if let Some(fd) = watch {
+            let callback = LoopReadable {
+                parked: Arc::clone(self),
+            };
+            let watched = self
+                .event_loop
+                .bind(py)
+                .call_method1(intern!(py, "add_reader"), (fd, callback));
+            if watched.is_ok() {
+                LOOP_WATCHING.fetch_add(1, Ordering::Relaxed);
+            } else {
+                // E.g. the loop is closing: tokio's reactor waits instead.
+                let mut slot = self.lock();
+                if let Slot::Reading { fd: f, .. } = &*slot {
+                    if *f == fd {
+                        let Slot::Reading { fut, .. } = std::mem::replace(&mut *slot, Slot::Gone)
+                        else {
+                            unreachable!("matched above")
+                        };
+                        *slot = self.spawn(fut);
+                    }
+                }
+            }
+        }
     }
 
-    fn abort(&self) {
+    /// On the loop thread: its socket is readable, or a wake-up asked for
+    /// it. Stops watching and polls it again (on tokio once it has had its
+    /// [`LOOP_POLLS`] polls on the loop).
+    fn resume(self: &Arc<Self>, py: Python<'_>) {
+        let (fut, fd, polls) = {
+            let mut slot = self.lock();
+            match std::mem::replace(&mut *slot, Slot::Gone) {
+                Slot::Reading { fut, fd, polls, .. } => {
+                    *slot = Slot::Polling {
+                        woken: false,
+                        polls: polls + 1,
+                    };
+                    (fut, fd, polls + 1)
+                }
+                other => {
+                    *slot = other;
+                    return;
+                }
+            }
+        };
+        // Before the future can run (and close the socket) anywhere.
+        self.unwatch(py, fd);
+        if polls < LOOP_POLLS {
+            self.poll_on_loop(py, fut, polls);
+            return;
+        }
         let mut slot = self.lock();
         let dropped = match std::mem::replace(&mut *slot, Slot::Gone) {
-            Slot::Waiting(fut) => Some(fut),
-            Slot::Spawned(a) => {
-                a.abort();
+            Slot::Polling { .. } => {
+                *slot = self.spawn(fut);
                 None
             }
-            Slot::Polling { .. } | Slot::Gone => None,
+            _ => Some(fut),
         };
         drop(slot);
+        drop(dropped);
+    }
+
+    /// Moves the future to tokio.
+    fn spawn(&self, fut: UnitFuture) -> Slot {
+        LOOP_MOVES.fetch_add(1, Ordering::Relaxed);
+        Slot::Spawned(self.rt.spawn(fut).abort_handle())
+    }
+
+    fn unwatch(&self, py: Python<'_>, fd: RawFd) {
+        LOOP_WATCHING.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = self
+            .event_loop
+            .bind(py)
+            .call_method1(intern!(py, "remove_reader"), (fd,))
+        {
+            // Only when the loop is closed, and its watch with it.
+            log::debug!("remove_reader({fd}) failed: {e}");
+        }
+    }
+
+    /// On the loop thread (Task cancellation): drops the future, or aborts
+    /// its tokio task.
+    fn abort(&self) {
+        let mut slot = self.lock();
+        let (dropped, watched) = match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Waiting(fut) => (Some(fut), None),
+            Slot::Reading { fut, fd, .. } => (Some(fut), Some(fd)),
+            Slot::Spawned(a) => {
+                a.abort();
+                (None, None)
+            }
+            Slot::Polling { .. } | Slot::Gone => (None, None),
+        };
+        drop(slot);
+        if let Some(fd) = watched {
+            Python::attach(|py| self.unwatch(py, fd));
+        }
         // Dropped outside the lock: dropping may wake other tasks.
         drop(dropped);
     }
@@ -415,9 +634,58 @@ impl std::task::Wake for Parked {
     fn wake_by_ref(self: &Arc<Self>) {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Slot::Gone) {
-            Slot::Waiting(fut) => *slot = Slot::Spawned(self.rt.spawn(fut).abort_handle()),
-            Slot::Polling { .. } => *slot = Slot::Polling { woken: true },
+            Slot::Waiting(fut) => *slot = self.spawn(fut),
+            Slot::Polling { polls, .. } => *slot = Slot::Polling { woken: true, polls },
+            Slot::Reading {
+                fut,
+                fd,
+                polls,
+                queued,
+            } => {
+                *slot = Slot::Reading {
+                    fut,
+                    fd,
+                    polls,
+                    queued: true,
+                };
+                drop(slot);
+                if !queued {
+                    // The loop stops watching before the future moves on.
+                    let me = Arc::clone(self);
+                    self.queue.push_entry(
+                        None,
+                        Box::new(move |py| {
+                            me.resume(py);
+                            Ok(py.None())
+                        }),
+                    );
+                }
+            }
             other => *slot = other,
+        }
+    }
+}
+
+/// The loop's reader callback for a [`Parked`] future's socket.
+#[pyclass(frozen, module = "fastio._fastio")]
+struct LoopReadable {
+    parked: Arc<Parked>,
+}
+
+#[pymethods]
+impl LoopReadable {
+    fn __call__(&self, py: Python<'_>) {
+        self.parked.resume(py);
+        // A finished future queued its completion: hand it over now rather
+        // than on the loop's next turn.
+        let queue = &self.parked.queue;
+        if !queue
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            queue.drain(py);
         }
     }
 }
@@ -543,6 +811,7 @@ impl Awaitable {
         };
         let me: Py<Awaitable> = slf.clone().unbind();
         let live = LiveTask::new();
+        let queue = Arc::clone(&waker);
         let task = LOOP.scope(Arc::clone(&waker), async move {
             let _live = live;
             let completion = fut.await;
@@ -555,10 +824,15 @@ impl Awaitable {
         }
         // Polled without the awaitable's lock: it may finish at once (its
         // completion is then drained by the loop like any other).
-        let parked = Parked::new(rt);
+        let event_loop = inner
+            .event_loop
+            .as_ref()
+            .map(|l| l.clone_ref(py))
+            .expect("set above");
+        let parked = Parked::new(rt, event_loop, queue);
         inner.state = State::Running(Task::Parked(Arc::clone(&parked)));
         drop(inner);
-        parked.first_poll(Box::pin(task));
+        parked.poll_on_loop(py, Box::pin(task), 0);
         Ok(())
     }
 
@@ -947,9 +1221,16 @@ struct LoopDrain {
 #[pymethods]
 impl LoopDrain {
     fn __call__(&self, py: Python<'_>) {
-        self.waker.notifier.clear();
-        let batch =
-            std::mem::take(&mut *self.waker.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        self.waker.drain(py);
+    }
+}
+
+impl LoopWaker {
+    /// On the loop thread: completes every queued awaitable, runs every
+    /// queued job.
+    fn drain(&self, py: Python<'_>) {
+        self.notifier.clear();
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for (fut, completion) in batch {
             match fut {
                 Some(fut) => Awaitable::complete(fut.bind(py), completion),

@@ -19,6 +19,13 @@ fn _live_tasks() -> usize {
 
 /// Requests the lean HTTP/1.1 path took, and how many of them it handed
 /// to reqwest: `(taken, handed_over)` since the process started.
+/// `(futures finished on a loop thread, futures moved from a loop thread
+/// to tokio, sockets watched by a loop now)`: see `runtime::Parked`.
+#[pyfunction]
+fn _loop_reads() -> (u64, u64, usize) {
+    crate::runtime::loop_read_counts()
+}
+
 #[pyfunction]
 fn _http_lean_stats() -> (u64, u64) {
     crate::http::h1::stats()
@@ -118,6 +125,7 @@ fn _log<'py>(
 pub(crate) fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_live_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(_http_lean_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(_loop_reads, m)?)?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;
     m.add_function(wrap_pyfunction!(_fail, m)?)?;
     m.add_function(wrap_pyfunction!(_noop, m)?)?;

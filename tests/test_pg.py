@@ -1426,6 +1426,81 @@ async def test_terminating_an_acquired_connection_frees_its_slot(pg_server: Any)
         await pool.close()
 
 
+# ---------------------------------------- replies read on the loop thread
+# A query on one Connection is polled on the event-loop thread, and the loop
+# itself watches the socket for the reply (no tokio worker in between, as
+# asyncpg reads on the loop). A long result moves to tokio; anything else
+# that wakes the query (its timeout, a cancellation) stops the watch first.
+
+
+async def test_connection_replies_are_read_on_the_event_loop_thread(pg_server: Any) -> None:
+    from fastio import _fastio
+
+    conn = await fastio.connect(pg_server.dsn)
+    others = [await fastio.connect(pg_server.dsn) for _ in range(4)]
+    try:
+        assert await conn.fetchval("SELECT 1") == 1
+        done, _, watched = _fastio._loop_reads()
+        for i in range(50):
+            row = await conn.fetchrow("SELECT $1::int AS i, repeat('x', $1::int) AS s", i)
+            assert row == (i, "x" * i)
+        after, _, watching = _fastio._loop_reads()
+        # Each query was written, waited for and read by the loop's thread.
+        assert after - done == 50
+        assert watching == watched
+
+        # Several connections on one loop, each reading its own replies.
+        async def worker(c: Any, k: int) -> list[int]:
+            return [await c.fetchval("SELECT $1::int * 10", k * 100 + j) for j in range(30)]
+
+        got = await asyncio.gather(*(worker(c, k) for k, c in enumerate(others)))
+        assert got == [[(k * 100 + j) * 10 for j in range(30)] for k in range(4)]
+        assert _fastio._loop_reads()[2] == watched
+    finally:
+        await conn.close()
+        for c in others:
+            await c.close()
+
+
+async def test_long_results_timeouts_and_cancels_leave_the_loop_read(pg_server: Any) -> None:
+    from fastio import _fastio
+
+    conn = await fastio.connect(pg_server.dsn)
+    # Sockets some loop watches now (one left by a loop closed mid-query
+    # stays counted).
+    watched = _fastio._loop_reads()[2]
+    try:
+        _, moves, _ = _fastio._loop_reads()
+        rows = await conn.fetch("SELECT g, repeat('y', 100) AS s FROM generate_series(1, 50000) g")
+        assert [r[0] for r in rows] == list(range(1, 50001))
+        assert rows[-1]["s"] == "y" * 100
+        assert _fastio._loop_reads()[1] > moves
+        # Woken by its timer while the loop watches for the reply.
+        with pytest.raises(fastio.TimeoutError):
+            await conn.fetchval("SELECT pg_sleep(60)", timeout=0.2)
+        assert _fastio._loop_reads()[2] == watched
+        assert await conn.fetchval("SELECT 'after timeout'") == "after timeout"
+        # Cancelled while the loop watches for the reply.
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.fetchval("SELECT pg_sleep(60)"), 0.2)
+        assert _fastio._loop_reads()[2] == watched
+        assert await conn.fetchval("SELECT 'after cancel'") == "after cancel"
+    finally:
+        await conn.close()
+    # Sockets closed and their descriptors reused, some mid-query.
+    for i in range(20):
+        c = await fastio.connect(pg_server.dsn)
+        if i % 3 == 0:
+            task = asyncio.ensure_future(c.fetchval("SELECT pg_sleep(60)"))
+            await asyncio.sleep(0.02)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert await c.fetchval("SELECT $1::int", i) == i
+        await c.close()
+    assert _fastio._loop_reads()[2] == watched
+
+
 # ------------------------------------------- large results, made in pieces
 # A large `fetch` is turned into Records on the event-loop thread a few
 # thousand rows at a time while the rest is still arriving; these check the

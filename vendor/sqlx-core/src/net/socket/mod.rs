@@ -11,6 +11,9 @@ use cfg_if::cfg_if;
 use crate::io::ReadBuf;
 
 mod buffered;
+// fastio patch: see loop_driven.rs.
+#[cfg(unix)]
+pub mod loop_driven;
 
 pub trait Socket: Send + Sync + Unpin + 'static {
     fn try_read(&mut self, buf: &mut dyn ReadBuf) -> io::Result<usize>;
