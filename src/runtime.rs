@@ -678,14 +678,8 @@ impl LoopReadable {
         self.parked.resume(py);
         // A finished future queued its completion: hand it over now rather
         // than on the loop's next turn.
-        let queue = &self.parked.queue;
-        if !queue
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-        {
-            queue.drain(py);
+        if self.parked.queue.has_queued() {
+            self.parked.queue.drain(py);
         }
     }
 }
@@ -801,7 +795,8 @@ impl Awaitable {
         else {
             unreachable!("checked idle above and the GIL is held");
         };
-        inner.event_loop = Some(event_loop.unbind());
+        let event_loop = event_loop.unbind();
+        inner.event_loop = Some(event_loop.clone_ref(py));
         let rt = match check_fork(generation, "this awaitable").and_then(|()| handle()) {
             Ok(rt) => rt,
             Err(e) => {
@@ -811,24 +806,19 @@ impl Awaitable {
         };
         let me: Py<Awaitable> = slf.clone().unbind();
         let live = LiveTask::new();
-        let queue = Arc::clone(&waker);
+        let queue = eager.then(|| Arc::clone(&waker));
         let task = LOOP.scope(Arc::clone(&waker), async move {
             let _live = live;
             let completion = fut.await;
             waker.push(me, completion);
         });
-        if !eager {
+        let Some(queue) = queue else {
             // Spawned as is: boxing it again would cost an allocation per await.
             inner.state = State::Running(Task::Spawned(rt.spawn(task).abort_handle()));
             return Ok(());
-        }
+        };
         // Polled without the awaitable's lock: it may finish at once (its
         // completion is then drained by the loop like any other).
-        let event_loop = inner
-            .event_loop
-            .as_ref()
-            .map(|l| l.clone_ref(py))
-            .expect("set above");
         let parked = Parked::new(rt, event_loop, queue);
         inner.state = State::Running(Task::Parked(Arc::clone(&parked)));
         drop(inner);
@@ -1226,6 +1216,14 @@ impl LoopDrain {
 }
 
 impl LoopWaker {
+    fn has_queued(&self) -> bool {
+        !self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     /// On the loop thread: completes every queued awaitable, runs every
     /// queued job.
     fn drain(&self, py: Python<'_>) {
