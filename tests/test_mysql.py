@@ -355,6 +355,42 @@ async def test_timeout_kills_the_query_and_the_pool_stays_in_sync(mysql_server: 
         await pool.close()
 
 
+async def test_connection_replies_are_read_on_the_event_loop_thread(mysql_server: Any) -> None:
+    # As for PostgreSQL (test_pg.py): a query on one Connection is written
+    # and its reply read by the loop's thread; a long result, a timeout and
+    # a cancellation leave no socket watched and the connection in sync.
+    from fastio import _fastio
+
+    conn = await fastio.connect(mysql_server.dsn)
+    watched = _fastio._loop_reads()[2]
+    try:
+        assert await conn.fetchval("SELECT 1") == 1
+        done, moves, _ = _fastio._loop_reads()
+        for i in range(50):
+            assert await conn.fetchrow("SELECT ? AS i, REPEAT('x', ?) AS s", i, i) == (i, "x" * i)
+        assert _fastio._loop_reads()[0] - done == 50
+        assert _fastio._loop_reads()[2] == watched
+        rows = await conn.fetch("SELECT seq, REPEAT('y', 100) AS s FROM seq_1_to_50000")
+        assert [r[0] for r in rows] == list(range(1, 50001))
+        assert _fastio._loop_reads()[1] > moves
+        # A query stopped midway costs a MySQL connection (KILL CONNECTION,
+        # as aiomysql closes it): later queries fail cleanly, never hang.
+        with pytest.raises(fastio.TimeoutError):
+            await conn.fetchval("SELECT SLEEP(10)", timeout=0.2)
+        assert _fastio._loop_reads()[2] == watched
+        with pytest.raises(fastio.InterfaceError):
+            await conn.fetchval("SELECT 'after timeout'")
+        await conn.close()
+        conn = await fastio.connect(mysql_server.dsn)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(conn.fetchval("SELECT SLEEP(10)"), 0.2)
+        assert _fastio._loop_reads()[2] == watched
+        with pytest.raises(fastio.InterfaceError):
+            await conn.fetchval("SELECT 'after cancel'")
+    finally:
+        await conn.close()
+
+
 async def test_acquire_timeout_and_sizes(mysql_server: Any) -> None:
     pool = await pool_for(mysql_server, min_size=1, max_size=2)
     try:

@@ -699,9 +699,14 @@ where
     conn.check()?;
     let conn = Arc::clone(conn);
     // Boxed on tokio (see `sql_query` in pool.rs).
-    future_into_py(py, async move {
-        Box::pin(conn.query(query, params, shape, timeout)).await
-    })
+    let fut = async move { Box::pin(conn.query(query, params, shape, timeout)).await };
+    if D::EAGER {
+        // One connection's query: written and read on the loop thread (see
+        // `run` below; M4 of issue #5).
+        future_into_py_eager(py, fut)
+    } else {
+        future_into_py(py, fut)
+    }
 }
 
 fn sql_many<'py, D: Dialect>(

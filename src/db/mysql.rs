@@ -543,6 +543,7 @@ async fn collect(
 
 impl Dialect for MySql {
     const NAME: &'static str = "mysql";
+    const EAGER: bool = true;
 
     fn key(
         opts: &Arc<MySqlConnectOptions>,

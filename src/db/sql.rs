@@ -36,6 +36,11 @@ where
     /// The DSN scheme family, for messages and metrics labels.
     const NAME: &'static str;
 
+    /// Whether a query on one connection is polled on the event loop's
+    /// thread, which then reads its reply (`future_into_py_eager`): true
+    /// for a network session, false where a worker thread does the I/O.
+    const EAGER: bool;
+
     /// The cancel key of a connection (see [`Session::recover`]).
     fn key(
         opts: &Arc<<Self::Connection as sqlx::Connection>::Options>,

@@ -1194,6 +1194,7 @@ async fn collect(
 
 impl Dialect for Sqlite {
     const NAME: &'static str = "sqlite";
+    const EAGER: bool = false;
 
     fn key(_opts: &Arc<SqliteConnectOptions>, _conn: &SqliteConnection) {}
 
