@@ -16,11 +16,13 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 all: build
 
 # PostgreSQL and MariaDB server binaries for the test harness (it starts
-# throwaway servers from them), and venv support for Debian's python3.
+# throwaway servers from them), openssl for its TLS server's certificate,
+# and venv support for Debian's python3.
 system-deps:
 	@missing=""; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
 	  command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd || missing="$$missing mariadb-server"; \
+	  command -v openssl >/dev/null || missing="$$missing openssl"; \
 	  $(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \

@@ -625,6 +625,37 @@ class PostgresServer(_ManagedServer):
         self._run_step(psql, "creating the fastio role and database", timeout=60)
 
 
+class TlsPostgresServer(PostgresServer):
+    """A PostgreSQL cluster that also accepts TLS, with a self-signed certificate."""
+
+    def _initialize(self) -> None:
+        super()._initialize()
+        cert, key = self.data_dir / "server.crt", self.data_dir / "server.key"
+        openssl = [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ]
+        self._run_step(openssl, "making a self-signed certificate")
+        key.chmod(0o600)
+        if self._run_as is not None:
+            for f in (cert, key):
+                os.chown(f, self._run_as.pw_uid, self._run_as.pw_gid)
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n")
+
+
 # ---------------------------------------------------------------------- MariaDB
 
 _MYSQL_DIRS = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/local/mysql/bin"]

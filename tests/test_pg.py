@@ -1501,6 +1501,38 @@ async def test_long_results_timeouts_and_cancels_leave_the_loop_read(pg_server: 
     assert _fastio._loop_reads()[2] == watched
 
 
+async def test_replies_over_tls_are_read_on_the_event_loop_thread() -> None:
+    # The loop reads the TCP socket under rustls: records split across
+    # reads, a long result, a timeout and a cancellation.
+    from fastio import _fastio
+    from harness import TlsPostgresServer
+
+    server = TlsPostgresServer()
+    server.start()
+    try:
+        conn = await fastio.connect(server.dsn + "?sslmode=require")
+        watched = _fastio._loop_reads()[2]
+        try:
+            assert await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            done, moves, _ = _fastio._loop_reads()
+            for i in range(0, 50_000, 1_000):
+                assert await conn.fetchval("SELECT repeat('z', $1::int)", i) == "z" * i
+            assert _fastio._loop_reads()[0] - done == 50
+            rows = await conn.fetch("SELECT g, md5(g::text) AS h FROM generate_series(1, 30000) g")
+            assert [r[0] for r in rows] == list(range(1, 30001))
+            assert _fastio._loop_reads()[1] > moves
+            with pytest.raises(fastio.TimeoutError):
+                await conn.fetchval("SELECT pg_sleep(60)", timeout=0.2)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.fetchval("SELECT pg_sleep(60)"), 0.2)
+            assert _fastio._loop_reads()[2] == watched
+            assert await conn.fetchval("SELECT 'after'") == "after"
+        finally:
+            await conn.close()
+    finally:
+        server.close()
+
+
 # ------------------------------------------- large results, made in pieces
 # A large `fetch` is turned into Records on the event-loop thread a few
 # thousand rows at a time while the rest is still arriving; these check the
