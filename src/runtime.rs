@@ -1043,6 +1043,26 @@ impl Awaitable {
         matches!(self.lock().state, State::Cancelled(_))
     }
 
+    /// asyncio.Future's: the message `cancel()` was given (`gather` reads
+    /// it for a cancelled child).
+    #[getter(_cancel_message)]
+    fn cancel_message(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        match &self.lock().state {
+            State::Cancelled(msg) => msg.as_ref().map(|m| m.clone_ref(py)),
+            _ => None,
+        }
+    }
+
+    /// asyncio.Future's: the CancelledError to raise for this awaitable
+    /// (`gather` and `wait_for` call it on a cancelled child).
+    fn _make_cancelled_error(&self, py: Python<'_>) -> Py<PyAny> {
+        let msg = match &self.lock().state {
+            State::Cancelled(msg) => msg.as_ref().map(|m| m.clone_ref(py)),
+            _ => None,
+        };
+        cancelled_error(py, msg.as_ref()).into_value(py).into_any()
+    }
+
     fn result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.outcome(py)
     }

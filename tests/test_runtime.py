@@ -330,3 +330,27 @@ def test_awaitable_from_parent_fails_clearly_in_child() -> None:
 
     assert fork_and_wait(child) == 0
     inherited.close()
+
+
+async def test_gather_reports_a_cancelled_awaitable_as_it_does_a_future() -> None:
+    # ensure_future takes a fastio awaitable as it is (it is a future), so
+    # gather reads the cancelled child's `_cancel_message` and calls its
+    # `_make_cancelled_error()`; without them gather's callback failed and
+    # the gather never finished.
+    children = [fastio.sleep(0.05, result=i) for i in range(3)]
+    started = [asyncio.ensure_future(c) for c in children]
+    assert started[1] is children[1]
+    assert started[1].cancel("stop")
+    got = await asyncio.wait_for(asyncio.gather(*started, return_exceptions=True), 5)
+    assert got[0] == 0 and got[2] == 2
+    assert isinstance(got[1], asyncio.CancelledError) and got[1].args == ("stop",)
+    assert children[1]._cancel_message == "stop"
+    assert children[0]._cancel_message is None
+
+    again = [fastio.sleep(0.05, result=i) for i in range(3)]
+    started = [asyncio.ensure_future(c) for c in again]
+    started[0].cancel("halt")
+    with pytest.raises(asyncio.CancelledError) as info:
+        await asyncio.wait_for(asyncio.gather(*started), 5)
+    assert info.value.args == ("halt",)
+
