@@ -353,4 +353,3 @@ async def test_gather_reports_a_cancelled_awaitable_as_it_does_a_future() -> Non
     with pytest.raises(asyncio.CancelledError) as info:
         await asyncio.wait_for(asyncio.gather(*started), 5)
     assert info.value.args == ("halt",)
-
