@@ -356,7 +356,6 @@ enum Slot {
     /// Being polled on the loop thread; `woken` if a wake-up came meanwhile.
     Polling {
         woken: bool,
-        polls: u32,
     },
     /// Polled, waiting for a tokio wake-up.
     Waiting(UnitFuture),
@@ -465,10 +464,7 @@ impl Parked {
     fn new(rt: Handle, event_loop: Py<PyAny>, queue: Arc<LoopWaker>) -> Arc<Parked> {
         install_loop_read_hooks();
         Arc::new(Parked {
-            slot: Mutex::new(Slot::Polling {
-                woken: false,
-                polls: 0,
-            }),
+            slot: Mutex::new(Slot::Polling { woken: false }),
             rt,
             event_loop,
             queue,
@@ -490,19 +486,16 @@ impl Parked {
         LOOP_READ_SO_FAR.set(outer_read);
         let mut slot = self.lock();
         let mut watch = None;
-        let dropped = match std::mem::replace(&mut *slot, Slot::Gone) {
-            Slot::Polling { .. } if ready => {
+        let dropped = match (std::mem::replace(&mut *slot, Slot::Gone), asked) {
+            (Slot::Polling { .. }, _) if ready => {
                 LOOP_DONE.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            Slot::Polling { woken: false, .. } if asked == LoopRead::On => {
+            (Slot::Polling { woken: false, .. }, LoopRead::On) => {
                 *slot = Slot::Waiting(fut);
                 None
             }
-            Slot::Polling { woken: false, .. } if matches!(asked, LoopRead::Want(_)) => {
-                let LoopRead::Want(fd) = asked else {
-                    unreachable!("matched above")
-                };
+            (Slot::Polling { woken: false, .. }, LoopRead::Want(fd)) => {
                 *slot = Slot::Reading {
                     fut,
                     fd,
@@ -513,7 +506,7 @@ impl Parked {
                 None
             }
             // Woken meanwhile, or left to tokio (see LoopRead::Tokio).
-            Slot::Polling { .. } => {
+            (Slot::Polling { .. }, _) => {
                 *slot = self.spawn(fut);
                 None
             }
@@ -535,14 +528,9 @@ impl Parked {
             } else {
                 // E.g. the loop is closing: tokio's reactor waits instead.
                 let mut slot = self.lock();
-                if let Slot::Reading { fd: f, .. } = &*slot {
-                    if *f == fd {
-                        let Slot::Reading { fut, .. } = std::mem::replace(&mut *slot, Slot::Gone)
-                        else {
-                            unreachable!("matched above")
-                        };
-                        *slot = self.spawn(fut);
-                    }
+                match std::mem::replace(&mut *slot, Slot::Gone) {
+                    Slot::Reading { fut, fd: f, .. } if f == fd => *slot = self.spawn(fut),
+                    other => *slot = other,
                 }
             }
         }
@@ -556,10 +544,7 @@ impl Parked {
             let mut slot = self.lock();
             match std::mem::replace(&mut *slot, Slot::Gone) {
                 Slot::Reading { fut, fd, polls, .. } => {
-                    *slot = Slot::Polling {
-                        woken: false,
-                        polls: polls + 1,
-                    };
+                    *slot = Slot::Polling { woken: false };
                     (fut, fd, polls + 1)
                 }
                 other => {
@@ -633,35 +618,27 @@ impl std::task::Wake for Parked {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let mut slot = self.lock();
-        match std::mem::replace(&mut *slot, Slot::Gone) {
-            Slot::Waiting(fut) => *slot = self.spawn(fut),
-            Slot::Polling { polls, .. } => *slot = Slot::Polling { woken: true, polls },
-            Slot::Reading {
-                fut,
-                fd,
-                polls,
-                queued,
-            } => {
-                *slot = Slot::Reading {
-                    fut,
-                    fd,
-                    polls,
-                    queued: true,
-                };
+        match &mut *slot {
+            Slot::Polling { woken, .. } => *woken = true,
+            Slot::Reading { queued, .. } if !*queued => {
+                *queued = true;
                 drop(slot);
-                if !queued {
-                    // The loop stops watching before the future moves on.
-                    let me = Arc::clone(self);
-                    self.queue.push_entry(
-                        None,
-                        Box::new(move |py| {
-                            me.resume(py);
-                            Ok(py.None())
-                        }),
-                    );
+                // The loop stops watching before the future moves on.
+                let me = Arc::clone(self);
+                self.queue.push_entry(
+                    None,
+                    Box::new(move |py| {
+                        me.resume(py);
+                        Ok(py.None())
+                    }),
+                );
+            }
+            Slot::Waiting(_) => {
+                if let Slot::Waiting(fut) = std::mem::replace(&mut *slot, Slot::Gone) {
+                    *slot = self.spawn(fut);
                 }
             }
-            other => *slot = other,
+            _ => {}
         }
     }
 }
