@@ -617,6 +617,7 @@ async def test_statement_cache_size_zero_leaves_no_named_statements(pg_server: A
         await conn.execute(f"CREATE TEMP TABLE {t} (id int)")
         await conn.executemany(f"INSERT INTO {t} VALUES ($1)", [(1,), (2,)])
         assert await conn.fetch(f"SELECT id FROM {t} WHERE id > $1", 0) == [(1,), (2,)]
+        assert await conn.copy_records_to_table(t, records=[(3,)]) == "COPY 1"
         assert await conn.fetchval("SELECT count(*) FROM pg_prepared_statements") == 0
         await cached.fetchval("SELECT $1::int", 1)
         assert await cached.fetchval("SELECT count(*) FROM pg_prepared_statements") >= 1
@@ -1178,6 +1179,131 @@ async def test_copy_to_table_from_path_file_bytes_and_async_iterable(
     finally:
         await conn.execute(f"DROP TABLE IF EXISTS {t}")
         await conn.close()
+
+
+class _PgWireTap:
+    """A TCP proxy in front of PostgreSQL logging, in order, the frontend's
+    messages (type, payload length) and each CopyInResponse it passes on
+    ("G>"). It holds a CopyInResponse until the client has sent COPY data
+    for the current query, or for 2 s: data sent only after the response
+    is logged after it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.log: list[tuple[str, int]] = []
+        self.data_sent = asyncio.Event()
+        self.served: list[asyncio.Future[Any]] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection(*self.upstream)
+        both = asyncio.gather(self._frontend(reader, up_w), self._backend(up_r, writer))
+        self.served.append(both)
+        await both
+
+    async def close(self) -> None:
+        """Stops, once the connections through it have ended."""
+        self.server.close()
+        await asyncio.wait_for(asyncio.gather(*self.served), 10)
+
+    async def _frontend(self, reader: asyncio.StreamReader, up_w: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readexactly(4)  # the startup message: no type byte
+            up_w.write(head + await reader.readexactly(int.from_bytes(head, "big") - 4))
+            while True:
+                head = await reader.readexactly(5)
+                body = await reader.readexactly(int.from_bytes(head[1:], "big") - 4)
+                kind = chr(head[0])
+                if kind == "Q":
+                    self.data_sent.clear()
+                elif kind == "d":
+                    self.data_sent.set()
+                self.log.append((kind, len(body)))
+                up_w.write(head + body)
+                await up_w.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            up_w.close()
+
+    async def _backend(self, up_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await up_r.readexactly(5)
+                body = await up_r.readexactly(int.from_bytes(head[1:], "big") - 4)
+                if head[:1] == b"G":
+                    try:
+                        await asyncio.wait_for(self.data_sent.wait(), 2)
+                    except asyncio.TimeoutError:
+                        pass
+                    self.log.append(("G>", 0))
+                writer.write(head + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_copy_data_goes_out_with_the_copy_statement_in_messages_under_64_kib(
+    pg_server: Any,
+) -> None:
+    t = table()
+    tap = _PgWireTap(pg_server.host, pg_server.port)
+    port = await tap.start()
+    dsn = (
+        f"postgresql://{pg_server.user}:{pg_server.password}@127.0.0.1:{port}"
+        f"/{pg_server.database}?sslmode=disable"
+    )
+    conn = await fastio.connect(dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {t} (id int, name text, score float8)")
+        rows = [(i, f"name {i}", i * 0.25) for i in range(50_000)]
+        csv = "".join(f"{i},name {i},{i * 0.25}\n" for i in range(50_000)).encode()
+
+        async def in_a_transaction() -> str:
+            async with conn.transaction():  # encoded in full, then sent
+                return await conn.copy_records_to_table(t, records=rows)
+
+        for copy in (
+            lambda: conn.copy_records_to_table(t, records=rows),  # sent while encoded
+            in_a_transaction,
+            lambda: conn.copy_to_table(t, source=csv, format="csv"),
+        ):
+            tap.log.clear()
+            assert await copy() == "COPY 50000"
+            kinds = [k for k, _ in tap.log]
+            # The first data went out before the server's CopyInResponse
+            # came back: the server had it as soon as the COPY began.
+            assert kinds.index("Q") < kinds.index("d") < kinds.index("G>")
+            sizes = [n for k, n in tap.log if k == "d"]
+            # Messages the backend buffers without mapping memory for each.
+            assert len(sizes) > 10 and max(sizes) <= 65535
+            last = len(kinds) - 1 - kinds[::-1].index("d")
+            assert sum(sizes) > 1_000_000 and kinds[last + 1] == "c"  # CopyDone
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 150_000
+        # COPYs the server refuses before they begin: the data sent with the
+        # statement is dropped by the server, and the connection goes on.
+        await conn.execute("SET default_transaction_read_only = on")
+        for refused, error in (
+            (lambda: conn.copy_records_to_table(t, records=rows), exc.ReadOnlySQLTransactionError),
+            (lambda: conn.copy_to_table(f"{t}_no", source=csv), exc.UndefinedTableError),
+        ):
+            tap.log.clear()
+            with pytest.raises(error):
+                await refused()
+            kinds = [k for k, _ in tap.log]
+            assert "d" in kinds and "G>" not in kinds
+            assert await conn.fetchval("SELECT 'clean'") == "clean"
+        await conn.execute("RESET default_transaction_read_only")
+        assert await conn.fetchval(f"SELECT count(*) FROM {t}") == 150_000
+        assert await conn.fetchval("SELECT 'clean'") == "clean"
+    finally:
+        await conn.close()
+        await tap.close()
 
 
 async def test_cancelled_copy_leaves_the_connection_clean(pg_server: Any) -> None:

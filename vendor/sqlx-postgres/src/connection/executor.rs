@@ -452,6 +452,22 @@ impl PgConnection {
         Ok(metadata.parameters.clone())
     }
 
+    /// fastio patch: the names and types of `sql`'s result columns, from a
+    /// statement prepared (or cached) as by `parameter_types`, without the
+    /// columns' origin lookups.
+    pub async fn result_columns(&mut self, sql: &str) -> Result<Vec<(String, PgTypeInfo)>, Error> {
+        self.wait_until_ready().await?;
+        let persistent = self.inner.cache_statement.is_enabled();
+        let (_, metadata) = self
+            .get_or_prepare(sql, &[], persistent, None, false)
+            .await?;
+        Ok(metadata
+            .columns
+            .iter()
+            .map(|c| (c.name.to_string(), c.type_info.clone()))
+            .collect())
+    }
+
     /// fastio patch: runs one prepared statement once per argument set, all
     /// Bind/Execute pairs in one implicit transaction (a single Sync at the
     /// end, so it is atomic), and returns each command's result. Each entry of
