@@ -7,8 +7,9 @@ score float8, created_at timestamptz)` with 100,000 rows.
       `pgbench -M prepared -c 10` as the ceiling when pgbench is installed)
   P2  fetch all 100,000 rows (ms)
   P3  executemany 10,000 rows; copy_records_to_table 100,000 rows (ms;
-      sampled COPY_SAMPLES times a round, drivers taking turns: the server's
-      share, ~30 ms here, varies by up to 60% from one COPY to the next)
+      sampled once per driver after each driver's block, drivers taking
+      turns: the server does most of the work, ~30 ms of its CPU here, and
+      the speed of the CPU it runs on drifts by up to 60% over seconds)
   P4  sequential point selects on one connection (us per query)
 Drivers alternate round by round in one process; figures are medians.
 The server is a throwaway one from tests/harness.py, or FASTIO_PG_DSN.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -37,7 +39,6 @@ P1_QUERIES = 20_000
 P1_TASKS = 100
 P3_ROWS = 10_000
 P4_QUERIES = 5_000
-COPY_SAMPLES = 3
 POINT = "SELECT id, name, email, age, score, created_at FROM bench_users WHERE id = $1"
 ALL = "SELECT id, name, email, age, score, created_at FROM bench_users"
 INSERT = "INSERT INTO bench_many (id, name, score) VALUES ($1, $2, $3)"
@@ -73,6 +74,9 @@ class Driver:
     async def fetch_all(self) -> int: ...
     async def executemany(self, rows: list[tuple[int, str, float]]) -> None: ...
     async def copy(self, rows: list[tuple[int, str, float]]) -> None: ...
+    async def backend_pid(self) -> int:
+        """The server process behind the dedicated connection."""
+        return int(await self.conn.fetchval("SELECT pg_backend_pid()"))
 
 
 class Fastio(Driver):
@@ -177,6 +181,9 @@ class Psqlpy(Driver):
     async def copy(self, rows: list[tuple[int, str, float]]) -> None:
         await self.conn.copy_records_to_table("bench_many", [list(r) for r in rows])
 
+    async def backend_pid(self) -> int:
+        return int(await self.conn.fetch_val("SELECT pg_backend_pid()"))
+
 
 async def p1(point: Callable[[int], Awaitable[Any]]) -> float:
     """Queries per second: P1_TASKS tasks share P1_QUERIES point selects."""
@@ -205,7 +212,12 @@ async def p4(point: Callable[[int], Awaitable[Any]]) -> float:
     return (time.perf_counter() - start) / P4_QUERIES * 1e6
 
 
-async def measure(dsn: str, rounds: int) -> dict[str, dict[str, float]]:
+def pin(pid: int, cpu: int | None) -> None:
+    """Runs a local server process on `cpu` only (None: on every CPU again)."""
+    os.sched_setaffinity(pid, set(range(os.cpu_count() or 1)) if cpu is None else {cpu})
+
+
+async def measure(dsn: str, rounds: int, local: bool) -> dict[str, dict[str, float]]:
     await setup(dsn)
     drivers: list[Driver] = [Fastio(), Asyncpg(), Psqlpy()]
     for d in drivers:
@@ -218,6 +230,8 @@ async def measure(dsn: str, rounds: int) -> dict[str, dict[str, float]]:
     rows = [(i, f"name {i}", i * 0.25) for i in range(P3_ROWS)]
     copy_rows = [(i, f"name {i}", i * 0.25) for i in range(ROWS)]
     samples: dict[str, dict[str, list[float]]] = {}
+    pids = {d.name: await d.backend_pid() for d in drivers}
+    cpus = itertools.cycle(range(os.cpu_count() or 1))
 
     def add(name: str, key: str, value: float) -> None:
         samples.setdefault(name, {}).setdefault(key, []).append(value)
@@ -243,10 +257,22 @@ async def measure(dsn: str, rounds: int) -> dict[str, dict[str, float]]:
                 await admin.execute("TRUNCATE bench_many")
                 add(d.name, "p3", await timed(lambda d=d: d.executemany(rows)) * 1e3)
                 add(d.name, "p4", await p4(d.conn_point))
-            for _ in range(COPY_SAMPLES):
-                for d in drivers:
+                # COPY: every driver in turn after each driver's block, so
+                # that its samples are spread over the whole run. The server
+                # does most of the work, and this machine's CPUs drift apart
+                # in speed (up to 60%) for seconds at a time: with a local
+                # server, every driver's backend runs this group's COPY on
+                # the same CPU, the next group on the next CPU.
+                cpu = next(cpus) if local else None
+                for c in drivers:
                     await admin.execute("TRUNCATE bench_many")
-                    add(d.name, "p3c", await timed(lambda d=d: d.copy(copy_rows)) * 1e3)
+                    if cpu is not None:
+                        pin(pids[c.name], cpu)
+                    try:
+                        add(c.name, "p3c", await timed(lambda c=c: c.copy(copy_rows)) * 1e3)
+                    finally:
+                        if cpu is not None:
+                            pin(pids[c.name], None)
     finally:
         await admin.close()
         for d in drivers:
@@ -303,7 +329,7 @@ def main() -> None:
         server.start()
         dsn = server.dsn
     try:
-        r = uvloop.run(measure(dsn, args.rounds))
+        r = uvloop.run(measure(dsn, args.rounds, local=server is not None))
         ceiling = pgbench_tps(dsn)
     finally:
         if server is not None:
@@ -312,6 +338,8 @@ def main() -> None:
     f, a, p = r["fastio"], r["asyncpg"], r["psqlpy"]
     ded = r["asyncpg (10 dedicated connections)"]["p1"]
     print(f"\n### PostgreSQL (uvloop, {args.rounds} rounds, medians)\n")
+    if server is not None:
+        print("COPY samples: each driver's backend on the same CPU, CPUs taking turns.\n")
     print("| workload | fastio | asyncpg | psqlpy | fastio vs asyncpg | fastio vs psqlpy |")
     print("|---|---|---|---|---|---|")
     print(
