@@ -212,9 +212,14 @@ async def p4(point: Callable[[int], Awaitable[Any]]) -> float:
     return (time.perf_counter() - start) / P4_QUERIES * 1e6
 
 
-def pin(pid: int, cpu: int | None) -> None:
-    """Runs a local server process on `cpu` only (None: on every CPU again)."""
-    os.sched_setaffinity(pid, set(range(os.cpu_count() or 1)) if cpu is None else {cpu})
+def pin(pid: int, cpu: int | None) -> bool:
+    """Runs a local server process on `cpu` only (None: on every CPU again);
+    False when this process may not."""
+    try:
+        os.sched_setaffinity(pid, set(range(os.cpu_count() or 1)) if cpu is None else {cpu})
+    except OSError:
+        return False
+    return True
 
 
 async def measure(dsn: str, rounds: int, local: bool) -> dict[str, dict[str, float]]:
@@ -231,6 +236,8 @@ async def measure(dsn: str, rounds: int, local: bool) -> dict[str, dict[str, flo
     copy_rows = [(i, f"name {i}", i * 0.25) for i in range(ROWS)]
     samples: dict[str, dict[str, list[float]]] = {}
     pids = {d.name: await d.backend_pid() for d in drivers}
+    pinned = local and all(pin(pid, None) for pid in pids.values())
+    samples["pinned"] = {"copy": [float(pinned)]}
     cpus = itertools.cycle(range(os.cpu_count() or 1))
 
     def add(name: str, key: str, value: float) -> None:
@@ -263,7 +270,7 @@ async def measure(dsn: str, rounds: int, local: bool) -> dict[str, dict[str, flo
                 # in speed (up to 60%) for seconds at a time: with a local
                 # server, every driver's backend runs this group's COPY on
                 # the same CPU, the next group on the next CPU.
-                cpu = next(cpus) if local else None
+                cpu = next(cpus) if pinned else None
                 for c in drivers:
                     await admin.execute("TRUNCATE bench_many")
                     if cpu is not None:
@@ -338,7 +345,7 @@ def main() -> None:
     f, a, p = r["fastio"], r["asyncpg"], r["psqlpy"]
     ded = r["asyncpg (10 dedicated connections)"]["p1"]
     print(f"\n### PostgreSQL (uvloop, {args.rounds} rounds, medians)\n")
-    if server is not None:
+    if r["pinned"]["copy"]:
         print("COPY samples: each driver's backend on the same CPU, CPUs taking turns.\n")
     print("| workload | fastio | asyncpg | psqlpy | fastio vs asyncpg | fastio vs psqlpy |")
     print("|---|---|---|---|---|---|")
