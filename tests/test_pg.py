@@ -1280,7 +1280,7 @@ async def test_copy_data_goes_out_with_the_copy_statement_in_messages_under_64_k
             # came back: the server had it as soon as the COPY began.
             assert kinds.index("Q") < kinds.index("d") < kinds.index("G>")
             sizes = [n for k, n in tap.log if k == "d"]
-            # Messages the backend buffers without mapping memory for each.
+            # Messages the backend buffers below glibc's mmap threshold.
             assert len(sizes) > 10 and max(sizes) <= 65535
             last = len(kinds) - 1 - kinds[::-1].index("d")
             assert sum(sizes) > 1_000_000 and kinds[last + 1] == "c"  # CopyDone
