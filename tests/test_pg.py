@@ -1213,39 +1213,42 @@ class _PgWireTap:
         try:
             head = await reader.readexactly(4)  # the startup message: no type byte
             up_w.write(head + await reader.readexactly(int.from_bytes(head, "big") - 4))
-            while True:
-                head = await reader.readexactly(5)
-                body = await reader.readexactly(int.from_bytes(head[1:], "big") - 4)
-                kind = chr(head[0])
-                if kind == "Q":
-                    self.data_sent.clear()
-                elif kind == "d":
-                    self.data_sent.set()
-                self.log.append((kind, len(body)))
-                up_w.write(head + body)
-                await up_w.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
             up_w.close()
+            return
+        await self._pump(reader, up_w, self._from_client)
 
     async def _backend(self, up_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._pump(up_r, writer, self._from_server)
+
+    async def _from_client(self, kind: str, size: int) -> None:
+        if kind == "Q":
+            self.data_sent.clear()
+        elif kind == "d":
+            self.data_sent.set()
+        self.log.append((kind, size))
+
+    async def _from_server(self, kind: str, size: int) -> None:
+        if kind == "G":
+            try:
+                await asyncio.wait_for(self.data_sent.wait(), 2)
+            except asyncio.TimeoutError:
+                pass
+            self.log.append(("G>", 0))
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, seen: Any) -> None:
+        """Passes typed messages on, each after `seen(type, payload length)`."""
         try:
             while True:
-                head = await up_r.readexactly(5)
-                body = await up_r.readexactly(int.from_bytes(head[1:], "big") - 4)
-                if head[:1] == b"G":
-                    try:
-                        await asyncio.wait_for(self.data_sent.wait(), 2)
-                    except asyncio.TimeoutError:
-                        pass
-                    self.log.append(("G>", 0))
-                writer.write(head + body)
-                await writer.drain()
+                head = await src.readexactly(5)
+                body = await src.readexactly(int.from_bytes(head[1:], "big") - 4)
+                await seen(chr(head[0]), len(body))
+                dst.write(head + body)
+                await dst.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            writer.close()
+            dst.close()
 
 
 async def test_copy_data_goes_out_with_the_copy_statement_in_messages_under_64_kib(
