@@ -222,7 +222,8 @@ def pin(pid: int, cpu: int | None) -> bool:
     return True
 
 
-async def measure(dsn: str, rounds: int, local: bool) -> dict[str, dict[str, float]]:
+async def measure(dsn: str, rounds: int, local: bool) -> tuple[dict[str, dict[str, float]], bool]:
+    """Medians per driver and workload, and whether COPY ran pinned."""
     await setup(dsn)
     drivers: list[Driver] = [Fastio(), Asyncpg(), Psqlpy()]
     for d in drivers:
@@ -237,7 +238,6 @@ async def measure(dsn: str, rounds: int, local: bool) -> dict[str, dict[str, flo
     samples: dict[str, dict[str, list[float]]] = {}
     pids = {d.name: await d.backend_pid() for d in drivers}
     pinned = local and all(pin(pid, None) for pid in pids.values())
-    samples["pinned"] = {"copy": [float(pinned)]}
     cpus = itertools.cycle(range(os.cpu_count() or 1))
 
     def add(name: str, key: str, value: float) -> None:
@@ -284,7 +284,8 @@ async def measure(dsn: str, rounds: int, local: bool) -> dict[str, dict[str, flo
         await admin.close()
         for d in drivers:
             await d.close()
-    return {n: {k: statistics.median(v) for k, v in per.items()} for n, per in samples.items()}
+    medians = {n: {k: statistics.median(v) for k, v in per.items()} for n, per in samples.items()}
+    return medians, pinned
 
 
 def pgbench_tps(dsn: str) -> float | None:
@@ -336,7 +337,7 @@ def main() -> None:
         server.start()
         dsn = server.dsn
     try:
-        r = uvloop.run(measure(dsn, args.rounds, local=server is not None))
+        r, pinned = uvloop.run(measure(dsn, args.rounds, local=server is not None))
         ceiling = pgbench_tps(dsn)
     finally:
         if server is not None:
@@ -345,7 +346,7 @@ def main() -> None:
     f, a, p = r["fastio"], r["asyncpg"], r["psqlpy"]
     ded = r["asyncpg (10 dedicated connections)"]["p1"]
     print(f"\n### PostgreSQL (uvloop, {args.rounds} rounds, medians)\n")
-    if r["pinned"]["copy"]:
+    if pinned:
         print("COPY samples: each driver's backend on the same CPU, CPUs taking turns.\n")
     print("| workload | fastio | asyncpg | psqlpy | fastio vs asyncpg | fastio vs psqlpy |")
     print("|---|---|---|---|---|---|")

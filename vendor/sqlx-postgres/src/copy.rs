@@ -116,9 +116,7 @@ impl PgConnection {
         self.wait_until_ready().await?;
         self.queue_simple_query(statement)?;
         self.inner.fastio_copy_in = true;
-        for chunk in first.chunks(FASTIO_COPY_MESSAGE_LEN) {
-            self.inner.stream.write_msg(CopyData(chunk))?;
-        }
+        self.copy_in_send(first).await?;
         self.inner.stream.flush().await?;
         let started = self.inner.stream.recv_expect::<CopyInResponse>().await;
         // Refused (no such table, ...): the server is not in COPY mode.

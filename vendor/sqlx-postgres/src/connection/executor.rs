@@ -444,28 +444,31 @@ impl PgConnection {
     /// outlives the call (PgBouncer transaction mode, statement_cache_size=0).
     /// Unlike `prepare_with`, does not look up the columns' origin tables.
     pub async fn parameter_types(&mut self, sql: &str) -> Result<Vec<PgTypeInfo>, Error> {
-        self.wait_until_ready().await?;
-        let persistent = self.inner.cache_statement.is_enabled();
-        let (_, metadata) = self
-            .get_or_prepare(sql, &[], persistent, None, false)
-            .await?;
-        Ok(metadata.parameters.clone())
+        Ok(self.fastio_metadata(sql).await?.parameters.clone())
     }
 
     /// fastio patch: the names and types of `sql`'s result columns, from a
     /// statement prepared (or cached) as by `parameter_types`, without the
     /// columns' origin lookups.
     pub async fn result_columns(&mut self, sql: &str) -> Result<Vec<(String, PgTypeInfo)>, Error> {
+        Ok(self
+            .fastio_metadata(sql)
+            .await?
+            .columns
+            .iter()
+            .map(|c| (c.name.to_string(), c.type_info.clone()))
+            .collect())
+    }
+
+    /// `sql` prepared for `parameter_types`/`result_columns`: named and kept
+    /// in the cache when it is on, unnamed otherwise; no origin lookups.
+    async fn fastio_metadata(&mut self, sql: &str) -> Result<Arc<PgStatementMetadata>, Error> {
         self.wait_until_ready().await?;
         let persistent = self.inner.cache_statement.is_enabled();
         let (_, metadata) = self
             .get_or_prepare(sql, &[], persistent, None, false)
             .await?;
-        Ok(metadata
-            .columns
-            .iter()
-            .map(|c| (c.name.to_string(), c.type_info.clone()))
-            .collect())
+        Ok(metadata)
     }
 
     /// fastio patch: runs one prepared statement once per argument set, all
